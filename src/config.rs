@@ -1,0 +1,264 @@
+//! The experiment file: typed, with the published protocol as defaults, `--set a.b=c`
+//! overrides, and errors that name the offending key and list the valid ones.
+use crate::data::classes::Protocol;
+use crate::data::{DatasetKind, Split};
+use crate::error::{Error, IoContext, Result};
+use crate::model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub kind: DatasetKind,
+    pub root: PathBuf,
+    pub split: Split,
+    /// Restrict to the images named in this file (one per line).
+    pub list: Option<PathBuf>,
+    /// [width, height] every image is resized to (the protocol sizes).
+    pub resize: Option<[u32; 2]>,
+    /// [width, height] of a random crop after resizing.
+    pub crop: Option<[u32; 2]>,
+    pub flip: bool,
+}
+
+impl DataConfig {
+    fn new(kind: DatasetKind, root: &str, split: Split, resize: [u32; 2]) -> Self {
+        DataConfig { kind, root: root.into(), split, list: None, resize: Some(resize), crop: None, flip: false }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig::new(DatasetKind::Cityscapes, "data/cityscapes", Split::Train, [1024, 512])
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Iterations to run (the reference code stops early, at 120k–150k).
+    pub iters: u64,
+    /// Horizon of the poly schedule (250k in the references).
+    pub max_iters: u64,
+    pub batch: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub power: f64,
+    /// LR multiplier of the classifier heads.
+    pub head_lr_mult: f64,
+    /// Weight of the auxiliary (layer3) segmentation loss.
+    pub seg_aux_weight: f64,
+    /// Learning rate of the methods' discriminators (Adam, betas 0.9/0.99, same poly decay).
+    pub lr_d: f64,
+    pub seed: u64,
+    /// Validate every N iterations (0 = only at the end).
+    pub eval_every: u64,
+    /// Log losses every N iterations.
+    pub log_every: u64,
+    /// Start from another run's weights (a checkpoint dir or .bpk), e.g. "runs/so/checkpoints/best".
+    pub init_from: Option<PathBuf>,
+    /// Evaluate on at most this many validation images during training (0 = all).
+    pub eval_images: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            iters: 120_000,
+            max_iters: 250_000,
+            batch: 1,
+            lr: 2.5e-4,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            power: 0.9,
+            head_lr_mult: 10.0,
+            seg_aux_weight: 0.1,
+            lr_d: 1e-4,
+            seed: 1234,
+            eval_every: 2000,
+            log_every: 50,
+            init_from: None,
+            eval_images: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    pub protocol: Protocol,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig { protocol: Protocol::P19 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Methods whose losses are added up, e.g. ["advent", "minent"].
+    pub methods: Vec<String>,
+    pub source: DataConfig,
+    pub target: DataConfig,
+    /// Validation data (defaults to the target's val split).
+    pub val: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+    /// Per-method constants: `[method.adaptsegnet] lambda_adv_main = 0.001`.
+    pub method: BTreeMap<String, toml::Table>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            methods: vec!["source_only".into()],
+            source: DataConfig::new(DatasetKind::Gta5, "data/gta5", Split::All, [1280, 720]),
+            target: DataConfig::default(),
+            val: DataConfig::new(DatasetKind::Cityscapes, "data/cityscapes", Split::Val, [1024, 512]),
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            eval: EvalConfig::default(),
+            method: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Read a TOML file and apply `key=value` overrides.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| Error::format(path, format!("not valid TOML: {}", e.message())))?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        Config::from_table(table).map_err(|e| match e {
+            Error::Config { key, msg } => Error::Config { key, msg: format!("{msg} (in {})", path.display()) },
+            e => e,
+        })
+    }
+
+    pub fn from_table(table: toml::Table) -> Result<Config> {
+        let de = toml::Value::Table(table);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            Error::config(if key == "." { "(top level)".to_string() } else { key }, e.into_inner().to_string())
+        })
+    }
+
+    /// The resolved config, every default filled in, as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// A method's own constants, defaults filled in, and written back so the dump shows them.
+    pub fn method_params<T: Serialize + for<'de> Deserialize<'de> + Default>(&mut self, name: &str) -> Result<T> {
+        let table = self.method.get(name).cloned().unwrap_or_default();
+        let params: T = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            Error::config(format!("method.{name}.{}", e.path()), e.into_inner().to_string())
+        })?;
+        if let toml::Value::Table(t) = toml::Value::try_from(&params).expect("params serialise") {
+            self.method.insert(name.to_string(), t);
+        }
+        Ok(params)
+    }
+}
+
+/// `a.b.c=value`: the value is parsed as TOML (numbers, booleans, arrays, quoted strings) and
+/// taken as a bare string otherwise.
+pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| Error::config(spec, "an override must look like key=value, e.g. train.iters=2000"))?;
+    let key = key.trim();
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut cur = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| Error::config(key, format!("`{p}` is not a table")))?;
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_published_protocol() {
+        let c = Config::default();
+        assert_eq!(c.train.lr, 2.5e-4);
+        assert_eq!(c.train.max_iters, 250_000);
+        assert_eq!(c.source.resize, Some([1280, 720]));
+        assert_eq!(c.target.resize, Some([1024, 512]));
+        assert_eq!(c.model.aspp_branches, 4);
+    }
+
+    #[test]
+    fn overrides_set_nested_keys_with_types() {
+        let mut t = toml::Table::new();
+        apply_override(&mut t, "train.iters=2000").unwrap();
+        apply_override(&mut t, "model.backbone=mobilenet_v2").unwrap();
+        apply_override(&mut t, "methods=[\"advent\", \"minent\"]").unwrap();
+        apply_override(&mut t, "target.resize=[256, 128]").unwrap();
+        let c = Config::from_table(t).unwrap();
+        assert_eq!(c.train.iters, 2000);
+        assert_eq!(c.model.backbone, crate::model::BackboneKind::MobilenetV2);
+        assert_eq!(c.methods, vec!["advent", "minent"]);
+        assert_eq!(c.target.resize, Some([256, 128]));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_valid_ones() {
+        let mut t = toml::Table::new();
+        apply_override(&mut t, "train.iterz=5").unwrap();
+        let e = Config::from_table(t).unwrap_err().to_string();
+        assert!(e.contains("train.iterz"), "{e}");
+        assert!(e.contains("iters") && e.contains("max_iters"), "{e}");
+        let mut t = toml::Table::new();
+        apply_override(&mut t, "eval.protocol=17").unwrap();
+        let e = Config::from_table(t).unwrap_err().to_string();
+        assert!(e.contains("eval.protocol") && e.contains("19, 16 or 13"), "{e}");
+        assert!(apply_override(&mut toml::Table::new(), "novalue").is_err());
+    }
+
+    #[test]
+    fn the_dump_reads_back_identically() {
+        let mut c = Config::default();
+        c.methods = vec!["adaptsegnet".into()];
+        let back = Config::from_table(toml::from_str(&c.to_toml()).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct P {
+        lambda: f64,
+    }
+
+    #[test]
+    fn method_params_are_checked_and_written_back() {
+        let mut t = toml::Table::new();
+        apply_override(&mut t, "method.x.lambda=0.5").unwrap();
+        let mut c = Config::from_table(t).unwrap();
+        assert_eq!(c.method_params::<P>("x").unwrap(), P { lambda: 0.5 });
+        let _: P = c.method_params("y").unwrap();
+        assert!(c.to_toml().contains("[method.y]"));
+        let mut t = toml::Table::new();
+        apply_override(&mut t, "method.x.lambd=0.5").unwrap();
+        let mut c = Config::from_table(t).unwrap();
+        let e = c.method_params::<P>("x").unwrap_err().to_string();
+        assert!(e.contains("method.x.lambd") && e.contains("lambda"), "{e}");
+    }
+}

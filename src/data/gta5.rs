@@ -1,0 +1,36 @@
+//! GTA5 ("Playing for Data"): `images/NNNNN.png` with `labels/NNNNN.png`, palette PNGs whose
+//! palette *index* is the Cityscapes labelId.
+use super::classes::{label_id_lut, NUM_LABEL_IDS};
+use super::dataset::{files_with_ext, map_ids, require_dir, stem, DecodedLabel, Item};
+use super::io;
+use crate::error::Result;
+use std::path::{Path, PathBuf};
+
+pub fn image_path(root: &Path, name: &str) -> PathBuf {
+    root.join("images").join(format!("{name}.png"))
+}
+
+pub fn label_path(root: &Path, name: &str) -> PathBuf {
+    root.join("labels").join(format!("{name}.png"))
+}
+
+pub fn list(root: &Path) -> Result<Vec<Item>> {
+    let dir = root.join("images");
+    require_dir(&dir, "GTA5 images/")?;
+    let labelled = root.join("labels").is_dir();
+    Ok(files_with_ext(&dir, &["png", "jpg"])?
+        .into_iter()
+        .map(|img| {
+            let name = stem(&img);
+            let label = labelled.then(|| label_path(root, &name));
+            Item { name, image: img, label }
+        })
+        .collect())
+}
+
+pub fn decode_label(bytes: &[u8]) -> Result<DecodedLabel, String> {
+    let raw = io::decode_index_label(bytes)?;
+    let lut = label_id_lut();
+    let (w, h) = raw.dimensions();
+    Ok(map_ids(w, h, raw.into_raw().into_iter().map(usize::from), |v| (v < NUM_LABEL_IDS).then_some(lut[v])))
+}

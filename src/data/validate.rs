@@ -1,0 +1,138 @@
+//! `segda prepare`: check a dataset end to end and count class pixels.
+use super::classes::{Protocol, CLASS_NAMES, NUM_CLASSES};
+use super::dataset::Dataset;
+use super::io;
+use crate::ui;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub images: usize,
+    pub labelled: usize,
+    /// (width, height) → count.
+    pub sizes: BTreeMap<(u32, u32), usize>,
+    /// Pixels per trainId, and ignored pixels.
+    pub class_pixels: [u64; NUM_CLASSES],
+    pub ignored: u64,
+    /// Images containing each class.
+    pub class_images: [usize; NUM_CLASSES],
+    /// Problems that stop training (unreadable, missing, mismatched): file and message.
+    pub errors: Vec<(PathBuf, String)>,
+    /// Things worth knowing (unknown ids).
+    pub warnings: Vec<(PathBuf, String)>,
+}
+
+struct One {
+    size: Option<(u32, u32)>,
+    labelled: bool,
+    pixels: [u64; NUM_CLASSES],
+    ignored: u64,
+    errors: Vec<(PathBuf, String)>,
+    warnings: Vec<(PathBuf, String)>,
+}
+
+fn check(ds: &Dataset, i: usize) -> One {
+    let item = &ds.items[i];
+    let mut one = One { size: None, labelled: false, pixels: [0; NUM_CLASSES], ignored: 0, errors: vec![], warnings: vec![] };
+    match io::read_rgb(&item.image) {
+        Ok(img) => one.size = Some(img.dimensions()),
+        Err(e) => one.errors.push((item.image.clone(), e.to_string())),
+    }
+    let Some(lp) = &item.label else { return one };
+    if !lp.is_file() {
+        one.errors.push((lp.clone(), format!("missing label of {}", item.image.display())));
+        return one;
+    }
+    match ds.load_label(i) {
+        Err(e) => one.errors.push((lp.clone(), e.to_string())),
+        Ok(None) => {}
+        Ok(Some(d)) => {
+            one.labelled = true;
+            if d.unknown > 0 {
+                one.warnings.push((lp.clone(), format!("{} pixels with ids the {} layout does not define (read as ignore)", d.unknown, ds.kind)));
+            }
+            if let Some(s) = one.size {
+                if s != d.train_ids.dimensions() {
+                    let msg = format!("label is {:?} but the image is {:?}", d.train_ids.dimensions(), s);
+                    match ds.kind {
+                        super::DatasetKind::Gta5 => one.warnings.push((lp.clone(), format!("{msg} (resized with nearest when loading)"))),
+                        _ => one.errors.push((lp.clone(), msg)),
+                    }
+                }
+            }
+            for &v in d.train_ids.as_raw() {
+                if (v as usize) < NUM_CLASSES {
+                    one.pixels[v as usize] += 1;
+                } else {
+                    one.ignored += 1;
+                }
+            }
+        }
+    }
+    one
+}
+
+pub fn validate(ds: &Dataset) -> Stats {
+    let pb = ui::bar(ds.len() as u64, "prepare");
+    let results: Vec<One> = (0..ds.len())
+        .into_par_iter()
+        .map(|i| {
+            let r = check(ds, i);
+            pb.inc(1);
+            r
+        })
+        .collect();
+    pb.finish_and_clear();
+    let mut s = Stats { images: ds.len(), ..Default::default() };
+    for r in results {
+        if let Some(sz) = r.size {
+            *s.sizes.entry(sz).or_default() += 1;
+        }
+        s.labelled += r.labelled as usize;
+        for c in 0..NUM_CLASSES {
+            s.class_pixels[c] += r.pixels[c];
+            s.class_images[c] += (r.pixels[c] > 0) as usize;
+        }
+        s.ignored += r.ignored;
+        s.errors.extend(r.errors);
+        s.warnings.extend(r.warnings);
+    }
+    s
+}
+
+impl Stats {
+    /// A human-readable summary with per-class frequencies for `protocol`.
+    pub fn render(&self, ds: &Dataset, protocol: Protocol) -> String {
+        let mut out = format!("{} dataset at {} (split {})\n", ds.kind, ds.root.display(), ds.split.as_str());
+        out += &format!("  images: {}   labelled: {}\n", self.images, self.labelled);
+        let mut sizes: Vec<_> = self.sizes.iter().collect();
+        sizes.sort_by(|a, b| b.1.cmp(a.1));
+        let shown: Vec<String> = sizes.iter().take(4).map(|((w, h), n)| format!("{w}x{h} ({n})")).collect();
+        out += &format!("  sizes: {}{}\n", shown.join(", "), if sizes.len() > 4 { format!(" and {} more", sizes.len() - 4) } else { String::new() });
+        if self.labelled > 0 {
+            let total: u64 = self.class_pixels.iter().sum::<u64>() + self.ignored;
+            out += &format!("  class pixel frequencies ({} classes; ignored {:.2}%):\n", protocol, 100.0 * self.ignored as f64 / total.max(1) as f64);
+            out += &format!("    {:<14} {:>8} {:>8}\n", "class", "pixels%", "images");
+            for &c in protocol.classes() {
+                let c = c as usize;
+                out += &format!("    {:<14} {:>8.3} {:>8}\n", CLASS_NAMES[c], 100.0 * self.class_pixels[c] as f64 / total.max(1) as f64, self.class_images[c]);
+            }
+            let outside: Vec<&str> = (0..NUM_CLASSES).filter(|&c| !protocol.contains(c as u8) && self.class_pixels[c] > 0).map(|c| CLASS_NAMES[c]).collect();
+            if !outside.is_empty() {
+                out += &format!("  present but not evaluated under {}: {}\n", protocol, outside.join(", "));
+            }
+        }
+        for (what, list) in [("warning", &self.warnings), ("error", &self.errors)] {
+            for (p, m) in list.iter().take(20) {
+                out += &format!("  {what}: {}: {m}\n", p.display());
+            }
+            if list.len() > 20 {
+                out += &format!("  … {} more {what}s\n", list.len() - 20);
+            }
+        }
+        out += &format!("  {} errors, {} warnings\n", self.errors.len(), self.warnings.len());
+        out
+    }
+}

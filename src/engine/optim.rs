@@ -1,0 +1,55 @@
+//! Optimisers with PyTorch's semantics, parameter groups and the poly schedule.
+use crate::config::TrainConfig;
+use burn::module::ParamGroup;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, SgdConfig};
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+
+pub use burn::optim::ModuleOptimizer;
+
+/// lr · (1 − it / max_it)^power, as in DeepLab and every reference implementation.
+pub fn poly(base: f64, it: u64, max_it: u64, power: f64) -> f64 {
+    base * (1.0 - (it as f64 / max_it as f64).min(1.0)).powf(power)
+}
+
+/// SGD with momentum and **no dampening** (burn's default dampening is 0.1, PyTorch's 0) and
+/// L2 weight decay, as `torch.optim.SGD(momentum=0.9, weight_decay=5e-4)`.
+pub fn sgd(cfg: &TrainConfig) -> ModuleOptimizer {
+    let mut c = SgdConfig::new();
+    if cfg.momentum > 0.0 {
+        c = c.with_momentum(Some(MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0).with_nesterov(false)));
+    }
+    if cfg.weight_decay > 0.0 {
+        c = c.with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)));
+    }
+    c.init()
+}
+
+/// Adam as the discriminators use it: betas (0.9, 0.99), eps 1e-8 (burn's default eps is 1e-5).
+pub fn adam_d() -> ModuleOptimizer {
+    AdamConfig::new().with_beta_1(0.9).with_beta_2(0.99).with_epsilon(1e-8).init()
+}
+
+/// The network's learning rates at iteration `it`: backbone at lr, classifier heads at lr × mult.
+pub fn net_lr(cfg: &TrainConfig, it: u64) -> ModuleLearningRate {
+    let lr = poly(cfg.lr, it, cfg.max_iters, cfg.power);
+    ModuleLrScheduler::new(lr).with_group(ParamGroup::from_predicate("head"), lr * cfg.head_lr_mult).step()
+}
+
+/// The discriminators' learning rate at iteration `it`.
+pub fn d_lr(cfg: &TrainConfig, it: u64) -> f64 {
+    poly(cfg.lr_d, it, cfg.max_iters, cfg.power)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poly_schedule() {
+        assert_eq!(poly(2.5e-4, 0, 250_000, 0.9), 2.5e-4);
+        assert!((poly(2.5e-4, 125_000, 250_000, 0.9) - 2.5e-4 * 0.5f64.powf(0.9)).abs() < 1e-15);
+        assert_eq!(poly(1.0, 300, 250, 0.9), 0.0);
+    }
+}

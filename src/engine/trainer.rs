@@ -1,0 +1,291 @@
+//! The one training loop every method runs on.
+use super::checkpoint::{self, Progress};
+use super::log::{brief, RunLog};
+use super::optim;
+use crate::config::{Config, DataConfig};
+use crate::data::loader::{Batch, Loader, LoaderSpec};
+use crate::data::transform::Augment;
+use crate::data::Dataset;
+use crate::error::{Error, IoContext, Result};
+use crate::eval::runner::{evaluate, EvalSpec};
+use crate::eval::EvalReport;
+use crate::losses::value;
+use crate::methods::{self, After, DomainBatch, Needs, Step};
+use crate::model::{import, SegNet};
+use crate::ui;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ask running training loops to checkpoint and stop (called from the Ctrl-C handler).
+pub fn request_stop() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+pub fn stop_requested() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+pub struct TrainOptions {
+    pub out: PathBuf,
+    pub resume: bool,
+    /// The compute device (autodiff is added by the trainer).
+    pub device: Device,
+    /// Stop after this many iterations of this invocation (tests of resume); None = run to the end.
+    pub stop_after: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct RunSummary {
+    pub iters: u64,
+    pub last: Option<EvalReport>,
+    pub best: Option<(u64, f64)>,
+    pub seconds: f64,
+    /// Stopped by Ctrl-C or `stop_after` before `train.iters`.
+    pub interrupted: bool,
+}
+
+pub fn open_dataset(d: &DataConfig) -> Result<Dataset> {
+    Dataset::open(d.kind, &d.root, d.split, d.list.as_deref())
+}
+
+fn augment(d: &DataConfig) -> Augment {
+    Augment { resize: d.resize, crop: d.crop, flip: d.flip }
+}
+
+fn to_device(b: Batch, device: &Device) -> DomainBatch {
+    let x = Tensor::<4>::from_data(TensorData::new(b.images.clone(), [b.n, 3, b.h, b.w]), device);
+    let y = b.label_ids().map(|v| Tensor::<3, Int>::from_data(TensorData::new(v, [b.n, b.h, b.w]), device));
+    DomainBatch { x, y, names: b.names, indices: b.indices }
+}
+
+/// Build the network for a config: architecture, then `model.init` or `train.init_from` weights.
+pub fn build_net(cfg: &Config, device: &Device, verbose: bool) -> Result<SegNet> {
+    let mut net = SegNet::new(&cfg.model, device)?;
+    if let Some(p) = &cfg.train.init_from {
+        let w = checkpoint::resolve_weights(p)?;
+        net = net.try_load_file(&w).map_err(|e| Error::format(&w, format!("cannot start from these weights: {e}")))?;
+        if verbose {
+            ui::note(&format!("starting from {}", w.display()));
+        }
+    } else if let Some(p) = &cfg.model.init {
+        let (n, report) = import::load_weights(net, p, &cfg.model)?;
+        net = n;
+        if verbose {
+            ui::note(&report.to_string());
+        }
+    }
+    Ok(net.with_bn_mode(cfg.model.bn_mode()))
+}
+
+struct Streams {
+    source: Option<Loader>,
+    target: Option<Loader>,
+}
+
+pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
+    let run = &opts.out;
+    let last_ckpt = checkpoint::find(run, "last");
+    if last_ckpt.is_some() && !opts.resume {
+        return Err(Error::format(run, "this run already has checkpoints: pass --resume to continue it, or choose another --out"));
+    }
+    std::fs::create_dir_all(run).at(run)?;
+    let device = opts.device.clone().autodiff();
+    let seed = cfg.train.seed;
+    device.seed(seed);
+
+    let mut methods = methods::build(&mut cfg, &device)?;
+    let needs = methods.iter().fold(Needs::default(), |a, m| a.union(m.needs()));
+    let cfg_path = run.join("config.toml");
+    std::fs::write(&cfg_path, cfg.to_toml()).at(&cfg_path)?;
+
+    // data
+    let normalize = cfg.model.normalize();
+    let mk = |d: &DataConfig, labels: bool, stream_seed: u64| -> Result<Arc<Dataset>> {
+        let ds = open_dataset(d)?;
+        if labels && !ds.has_labels() {
+            return Err(Error::format(&d.root, "this method needs labels here, but the dataset has none"));
+        }
+        let _ = stream_seed;
+        Ok(Arc::new(ds))
+    };
+    let src_ds = if needs.source { Some(mk(&cfg.source, needs.source_ce, 1)?) } else { None };
+    let tgt_ds = if needs.target { Some(mk(&cfg.target, needs.target_ce, 2)?) } else { None };
+    let val_ds = open_dataset(&cfg.val)?;
+
+    // network, optimiser, state
+    let mut net = build_net(&cfg, &device, !opts.resume)?;
+    let mut optim = optim::sgd(&cfg.train);
+    let mut progress = Progress { version: env!("CARGO_PKG_VERSION").into(), ..Default::default() };
+    if let Some(ck) = &last_ckpt {
+        net = checkpoint::load_model(net, ck)?;
+        optim = checkpoint::load_optim(optim, ck)?;
+        for m in methods.iter_mut() {
+            m.load(&ck.join("methods").join(m.name()))?;
+        }
+        progress = checkpoint::read_progress(ck)?;
+        ui::note(&format!("resuming {} at iteration {}", run.display(), progress.iter));
+    }
+
+    let batch = cfg.train.batch;
+    let mut streams = Streams {
+        source: src_ds.map(|d| {
+            let spec = LoaderSpec::train(batch, augment(&cfg.source), normalize, needs.source_ce, seed.wrapping_add(1));
+            Loader::new(d, spec, progress.source_pos)
+        }),
+        target: tgt_ds.map(|d| {
+            let spec = LoaderSpec::train(batch, augment(&cfg.target), normalize, needs.target_ce, seed.wrapping_add(2));
+            Loader::new(d, spec, progress.target_pos)
+        }),
+    };
+    let mut log = RunLog::open(run)?;
+    let eval_spec = EvalSpec { resize: cfg.val.resize, normalize, protocol: cfg.eval.protocol, limit: cfg.train.eval_images, progress: false };
+    let eval_every = if cfg.train.eval_every == 0 { cfg.train.iters } else { cfg.train.eval_every };
+
+    let total = cfg.train.iters;
+    let pb = ui::bar(total, "train");
+    pb.set_position(progress.iter);
+    let started = Instant::now();
+    let start_iter = progress.iter;
+    let mut last_report = None;
+    let mut interrupted = false;
+    let mut running: Vec<(String, f64)> = Vec::new();
+
+    while progress.iter < total {
+        if stop_requested() || opts.stop_after.is_some_and(|n| progress.iter - start_iter >= n) {
+            interrupted = true;
+            break;
+        }
+        let it = progress.iter;
+        // every random draw inside a step depends on (seed, iteration) only: exact resume
+        device.seed(seed ^ it.wrapping_mul(0x9E37_79B9));
+        let src = next(&mut streams.source, &device)?;
+        let tgt = next(&mut streams.target, &device)?;
+        let mut step = Step::new(&net, it, seed, src.as_ref(), tgt.as_ref());
+        let mut terms = Vec::new();
+        if needs.source_ce {
+            let y = src.as_ref().and_then(|b| b.y.clone()).expect("labelled source");
+            terms.push(("seg_src".to_string(), step.source_fwd().seg_loss(&y, cfg.train.seg_aux_weight)));
+        }
+        if needs.target_ce {
+            let y = tgt.as_ref().and_then(|b| b.y.clone()).expect("labelled target");
+            terms.push(("seg_tgt".to_string(), step.target_fwd().seg_loss(&y, cfg.train.seg_aux_weight)));
+        }
+        for m in methods.iter_mut() {
+            terms.extend(m.losses(&mut step)?);
+        }
+        drop(step);
+        let values: Vec<(String, f64)> = terms.iter().map(|(k, t)| (k.clone(), value(t))).collect();
+        if let Some((k, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+            pb.abandon();
+            return Err(Error::Other(format!(
+                "loss `{k}` is {v} at iteration {it}; stopped without saving. The last good checkpoint is {} (iteration {}). \
+                 Lower train.lr or check the data.",
+                checkpoint::dir(run, "last").display(),
+                last_ckpt_iter(run)
+            )));
+        }
+        let mut total_loss = None;
+        for (_, t) in terms {
+            total_loss = Some(match total_loss {
+                None => t,
+                Some(acc) => acc + t,
+            });
+        }
+        if let Some(loss) = total_loss {
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(optim::net_lr(&cfg.train, it), net, grads);
+        }
+        let after = After { it, lr_d: optim::d_lr(&cfg.train, it) };
+        let mut scalars = values;
+        for m in methods.iter_mut() {
+            scalars.extend(m.after_step(&after)?);
+        }
+        progress.iter += 1;
+        progress.source_pos = streams.source.as_ref().map_or(0, |l| l.position());
+        progress.target_pos = streams.target.as_ref().map_or(0, |l| l.position());
+        running = smooth(&running, &scalars);
+        pb.set_position(progress.iter);
+        pb.set_message(brief(&running));
+        if progress.iter % cfg.train.log_every.max(1) == 0 || progress.iter == total {
+            let mut s = scalars.clone();
+            s.push(("lr".into(), optim::poly(cfg.train.lr, it, cfg.train.max_iters, cfg.train.power)));
+            log.scalars("train", progress.iter, &s, None)?;
+        }
+        if progress.iter % eval_every == 0 || progress.iter == total {
+            let report = validate(&net, &val_ds, &eval_spec, &opts.device)?;
+            log.scalars("eval", progress.iter, &[("miou".into(), report.miou), ("pixel_acc".into(), report.pixel_acc)], Some(serde_json::json!({ "per_class": report.per_class })))?;
+            write_eval(run, "latest", &report, progress.iter)?;
+            if progress.best_miou.is_none_or(|b| report.miou > b) {
+                progress.best_miou = Some(report.miou);
+                progress.best_iter = Some(progress.iter);
+                checkpoint::save(run, "best", &net, None, &[], &progress)?;
+                write_eval(run, "best", &report, progress.iter)?;
+            }
+            ui::note(&format!("iter {:>7}  mIoU {:.2}  (best {:.2} @ {})", progress.iter, report.miou, progress.best_miou.unwrap_or(f64::NAN), progress.best_iter.unwrap_or(0)));
+            last_report = Some(report);
+            checkpoint::save(run, "last", &net, Some(&optim), &methods, &progress)?;
+        }
+    }
+    if interrupted {
+        checkpoint::save(run, "last", &net, Some(&optim), &methods, &progress)?;
+        pb.abandon_with_message(format!("stopped at iteration {}; checkpoint saved", progress.iter));
+    } else {
+        pb.finish_with_message("done");
+    }
+    Ok(RunSummary {
+        iters: progress.iter,
+        last: last_report,
+        best: progress.best_iter.zip(progress.best_miou),
+        seconds: started.elapsed().as_secs_f64(),
+        interrupted,
+    })
+}
+
+fn last_ckpt_iter(run: &Path) -> String {
+    checkpoint::find(run, "last").and_then(|c| checkpoint::read_progress(&c).ok()).map_or("none".into(), |p| p.iter.to_string())
+}
+
+fn next(l: &mut Option<Loader>, device: &Device) -> Result<Option<DomainBatch>> {
+    match l {
+        None => Ok(None),
+        Some(l) => {
+            let b = l.next().ok_or_else(|| Error::Other("data loader stopped unexpectedly".into()))??;
+            Ok(Some(to_device(b, device)))
+        }
+    }
+}
+
+/// Exponential moving average of the logged scalars, for a steady progress-bar message.
+fn smooth(prev: &[(String, f64)], cur: &[(String, f64)]) -> Vec<(String, f64)> {
+    cur.iter()
+        .map(|(k, v)| {
+            let p = prev.iter().find(|(pk, _)| pk == k).map(|(_, pv)| *pv);
+            (k.clone(), p.map_or(*v, |p| 0.9 * p + 0.1 * v))
+        })
+        .collect()
+}
+
+pub fn validate(net: &SegNet, ds: &Dataset, spec: &EvalSpec, device: &Device) -> Result<EvalReport> {
+    let inf = net.valid();
+    let conf = evaluate(&inf, ds, spec, device, None)?.ok_or_else(|| Error::format(&ds.root, "validation images have no labels"))?;
+    Ok(conf.report(spec.protocol))
+}
+
+/// `eval/NAME.json` and `eval/NAME.md` in the run directory.
+pub fn write_eval(run: &Path, name: &str, r: &EvalReport, iter: u64) -> Result<()> {
+    let dir = run.join("eval");
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    let mut j = serde_json::to_value(r).expect("serialisable");
+    j["iter"] = serde_json::json!(iter);
+    let p = dir.join(format!("{name}.json"));
+    std::fs::write(&p, serde_json::to_string_pretty(&j).expect("json")).at(&p)?;
+    let p = dir.join(format!("{name}.md"));
+    std::fs::write(&p, format!("iteration {iter}\n\n| class | IoU |\n|---|---|\n{}", r.markdown_rows())).at(&p)?;
+    Ok(())
+}

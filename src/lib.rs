@@ -1,0 +1,13 @@
+//! segda: domain-adaptive semantic segmentation, synthetic → real, on burn.
+pub mod config;
+pub mod data;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod losses;
+pub mod methods;
+pub mod model;
+pub mod ui;
+
+pub use error::{Error, Result};

@@ -1,0 +1,242 @@
+mod cli;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use cli::{Cli, Cmd};
+use segda::config::Config;
+use segda::data::classes::Protocol;
+use segda::data::{validate, Dataset, DatasetKind, Split};
+use segda::engine::{checkpoint, trainer};
+use segda::eval::runner::{evaluate, evaluate_predictions, EvalSpec, Export};
+use segda::eval::EvalReport;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let cli = Cli::parse();
+    ctrlc::set_handler(|| {
+        if trainer::stop_requested() {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving a checkpoint, then stopping (press Ctrl-C again to quit at once)");
+        trainer::request_stop();
+    })
+    .ok();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn device(spec: &str) -> Result<burn::prelude::Device> {
+    match spec {
+        "cpu" => Ok(burn::prelude::Device::flex()),
+        s if s.starts_with("cuda") => {
+            #[cfg(feature = "cuda")]
+            {
+                let idx: usize = s.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| anyhow!("--device {s}: expected cuda:N"))?;
+                Ok(burn::prelude::Device::cuda(idx))
+            }
+            #[cfg(not(feature = "cuda"))]
+            bail!("--device {s}: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`")
+        }
+        s => bail!("--device {s}: expected cpu or cuda:N"),
+    }
+}
+
+fn protocol(n: u32) -> Result<Protocol> {
+    Protocol::from_count(n).ok_or_else(|| anyhow!("--protocol {n}: expected 19, 16 or 13"))
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Synth(a) => {
+            let opts = segda::data::synth::SynthOptions {
+                seed: a.seed,
+                width: a.width,
+                gta5: a.gta5,
+                synthia: a.synthia,
+                city_train: a.train,
+                city_val: a.val,
+                shift: a.shift,
+            };
+            if a.width < 64 || a.width % 2 != 0 {
+                bail!("--width {}: use an even width of at least 64", a.width);
+            }
+            segda::data::synth::generate(&a.out, &opts)?;
+            println!("wrote {}/{{gta5,synthia,cityscapes}}", a.out.display());
+            Ok(0)
+        }
+        Cmd::Prepare(a) => {
+            let split = a.split.unwrap_or(match a.dataset {
+                DatasetKind::Cityscapes => Split::Train,
+                _ => Split::All,
+            });
+            let ds = Dataset::open(a.dataset, &a.root, split, a.list.as_deref())?;
+            let stats = validate::validate(&ds);
+            print!("{}", stats.render(&ds, protocol(a.protocol)?));
+            Ok(if stats.errors.is_empty() { 0 } else { 2 })
+        }
+        Cmd::Train(a) => {
+            let cfg = if a.resume && a.config.is_none() {
+                Config::load(&a.out.join("config.toml"), &a.set)?
+            } else {
+                let c = a.config.as_ref().ok_or_else(|| anyhow!("--config is required (or --resume with an existing --out)"))?;
+                Config::load(c, &a.set)?
+            };
+            let opts = trainer::TrainOptions { out: a.out.clone(), resume: a.resume, device: device(&a.device)?, stop_after: None };
+            let s = segda::engine::train(cfg, &opts)?;
+            if s.interrupted {
+                println!("stopped at iteration {}; continue with: segda train --out {} --resume", s.iters, a.out.display());
+                return Ok(130);
+            }
+            if let Some(r) = &s.last {
+                println!("{}", r.table());
+            }
+            if let Some((it, m)) = s.best {
+                println!("best mIoU {m:.2} at iteration {it}; run in {}", a.out.display());
+            }
+            Ok(0)
+        }
+        Cmd::Eval(a) => eval(a),
+        Cmd::Predict(a) => {
+            let cfg = Config::load(&a.run.join("config.toml"), &[])?;
+            let dev = device(&a.device)?;
+            let net = load_run_net(&cfg, &a.run, &a.checkpoint, &dev)?;
+            let ds = image_folder(&a.input)?;
+            let spec = EvalSpec { resize: cfg.val.resize, normalize: cfg.model.normalize(), protocol: cfg.eval.protocol, limit: 0, progress: true };
+            let (label_ids, color) = if !a.labelids && !a.color { (true, true) } else { (a.labelids, a.color) };
+            evaluate(&net, &ds, &spec, &dev, Some(Export { dir: &a.out, label_ids, color }))?;
+            println!("wrote predictions of {} images to {}", ds.len(), a.out.display());
+            Ok(0)
+        }
+        Cmd::Import(a) => {
+            let cfg = segda::model::ModelConfig { backbone: a.arch, stride_in_1x1: !a.torchvision, multi_level: a.multi_level && a.arch != segda::model::BackboneKind::Vgg16, ..Default::default() };
+            let dev = burn::prelude::Device::flex();
+            let net = segda::model::SegNet::new(&cfg, &dev)?;
+            let (net, report) = segda::model::import::load_weights(net, &a.from, &cfg)?;
+            print!("{report}");
+            match a.out.extension().and_then(|e| e.to_str()) {
+                Some("bpk") => {
+                    use burn::module::Module;
+                    net.save_file(&a.out).map_err(|e| anyhow!("{}: {e}", a.out.display()))?
+                }
+                _ => segda::model::import::save_safetensors(&net, &a.out)?,
+            }
+            println!("wrote {}", a.out.display());
+            Ok(0)
+        }
+        Cmd::FetchWeights(a) => {
+            let k = match a.name.as_str() {
+                "mobilenet_v2" => &segda::model::weights::MOBILENET_V2,
+                other => bail!("unknown weights `{other}`; available: mobilenet_v2"),
+            };
+            let p = segda::model::weights::fetch(k)?;
+            println!("{}", p.display());
+            Ok(0)
+        }
+        Cmd::Demo(a) => segda::demo::run(&a.out, a.iters, device(&a.device)?).map(|_| 0).map_err(Into::into),
+    }
+}
+
+/// The network of a run with the weights of one of its checkpoints, ready for inference.
+fn load_run_net(cfg: &Config, run: &Path, which: &str, dev: &burn::prelude::Device) -> Result<segda::model::SegNet> {
+    let ck = checkpoint::find(run, which).ok_or_else(|| anyhow!("{}: no `{which}` checkpoint (has the run evaluated yet?)", run.display()))?;
+    let mut c = cfg.clone();
+    c.model.init = None;
+    c.train.init_from = None;
+    let net = trainer::build_net(&c, dev, false)?;
+    let net = checkpoint::load_model(net, &ck)?;
+    use burn::module::Module;
+    Ok(net.valid())
+}
+
+/// A folder of images as an unlabelled dataset (searched recursively).
+fn image_folder(dir: &Path) -> Result<Dataset> {
+    let mut items = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("{}: cannot read directory", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_ascii_lowercase().as_str())) {
+                let name = p.file_stem().unwrap_or_default().to_string_lossy().trim_end_matches("_leftImg8bit").to_string();
+                items.push(segda::data::dataset::Item { name, image: p, label: None });
+            }
+        }
+    }
+    items.sort_by(|a, b| a.image.cmp(&b.image));
+    if items.is_empty() {
+        bail!("{}: no .png/.jpg images found", dir.display());
+    }
+    Ok(Dataset { kind: DatasetKind::Folder, root: dir.to_path_buf(), split: Split::All, items })
+}
+
+fn print_report(r: &EvalReport, json: bool, what: &str) {
+    if json {
+        println!("{}", serde_json::to_string(r).expect("json"));
+    } else {
+        println!("{what}\n{}", r.table());
+    }
+}
+
+fn eval(a: cli::EvalArgs) -> Result<i32> {
+    let dev = device(&a.device)?;
+    if let Some(pred) = &a.pred {
+        let kind = a.dataset.ok_or_else(|| anyhow!("--pred needs --dataset and --root"))?;
+        let root = a.root.as_ref().ok_or_else(|| anyhow!("--pred needs --dataset and --root"))?;
+        let p = protocol(a.protocol.unwrap_or(19))?;
+        let ds = Dataset::open(kind, root, a.split, None)?;
+        let r = evaluate_predictions(pred, &ds, p)?.report(p);
+        print_report(&r, a.json, &format!("{} on {} ({})", pred.display(), root.display(), a.split.as_str()));
+        return Ok(0);
+    }
+    let (cfg, net, what) = if let Some(run) = &a.run {
+        let cfg = Config::load(&run.join("config.toml"), &[])?;
+        let net = load_run_net(&cfg, run, &a.checkpoint, &dev)?;
+        (cfg, net, format!("{} ({} checkpoint)", run.display(), a.checkpoint))
+    } else if let Some(w) = &a.weights {
+        let mut cfg = match &a.config {
+            Some(c) => Config::load(c, &[])?,
+            None => Config::default(),
+        };
+        if let Some(arch) = a.arch {
+            cfg.model.backbone = arch;
+        }
+        cfg.model.init = Some(w.clone());
+        cfg.train.init_from = None;
+        let net = trainer::build_net(&cfg, &dev, !a.json)?;
+        use burn::module::Module;
+        (cfg, net.valid(), w.display().to_string())
+    } else {
+        bail!("give --run DIR, --weights FILE (with --config or --arch), or --pred DIR");
+    };
+    let mut val = cfg.val.clone();
+    if let Some(k) = a.dataset {
+        val.kind = k;
+    }
+    if let Some(r) = &a.root {
+        val.root = r.clone();
+    }
+    val.split = a.split;
+    let p = match a.protocol {
+        Some(n) => protocol(n)?,
+        None => cfg.eval.protocol,
+    };
+    let ds = trainer::open_dataset(&val)?;
+    let spec = EvalSpec { resize: val.resize, normalize: cfg.model.normalize(), protocol: p, limit: 0, progress: !a.json };
+    let export = a.save.as_ref().map(|d| Export { dir: d.as_path(), label_ids: true, color: true });
+    let conf = evaluate(&net, &ds, &spec, &dev, export)?.ok_or_else(|| anyhow!("{}: these images have no labels to score against", val.root.display()))?;
+    let r = conf.report(p);
+    print_report(&r, a.json, &format!("{what} on {} ({})", val.root.display(), val.split.as_str()));
+    if !a.json {
+        for extra in p.reported().iter().filter(|&&q| q != p) {
+            println!("{}", conf.report(*extra).table());
+        }
+    }
+    let _: Option<PathBuf> = None;
+    Ok(0)
+}

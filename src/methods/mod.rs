@@ -1,0 +1,158 @@
+//! Domain-adaptation methods on one engine. A method states its own losses; the engine owns the
+//! network, its optimiser, the data streams, checkpoints and logging (docs/design.md).
+mod source_only;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::losses::{cross_entropy, upsample};
+use crate::model::{Feats, Logits, SegNet};
+use burn::prelude::*;
+use std::path::Path;
+
+/// Names accepted in `methods = [...]`.
+pub const KNOWN: &[&str] = &["source_only", "oracle"];
+
+/// What a method needs from the engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Supervised CE on labelled source images.
+    pub source_ce: bool,
+    /// Supervised CE on labelled target images (the oracle; semi-supervised methods).
+    pub target_ce: bool,
+    /// Source images flow through the network (CE or features for the method).
+    pub source: bool,
+    /// Target images flow through the network.
+    pub target: bool,
+}
+
+impl Needs {
+    pub fn union(self, o: Needs) -> Needs {
+        Needs {
+            source_ce: self.source_ce || o.source_ce,
+            target_ce: self.target_ce || o.target_ce,
+            source: self.source || o.source || self.source_ce || o.source_ce,
+            target: self.target || o.target || self.target_ce || o.target_ce,
+        }
+    }
+}
+
+/// One domain's batch on the training device.
+#[derive(Clone, Debug)]
+pub struct DomainBatch {
+    pub x: Tensor<4>,
+    /// trainIds (255 = ignore), when the stream is labelled.
+    pub y: Option<Tensor<3, Int>>,
+    pub names: Vec<String>,
+    pub indices: Vec<usize>,
+}
+
+impl DomainBatch {
+    pub fn size(&self) -> [usize; 2] {
+        let [_, _, h, w] = self.x.dims();
+        [h, w]
+    }
+}
+
+/// A network pass: features, logits at feature resolution, and logits upsampled to the input.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    pub feats: Feats,
+    pub logits: Logits,
+    pub up: Logits,
+}
+
+impl Forward {
+    pub fn run(net: &SegNet, x: Tensor<4>) -> Forward {
+        let [_, _, h, w] = x.dims();
+        let feats = net.features(x);
+        let logits = net.classify(&feats);
+        let up = Logits { main: upsample(logits.main.clone(), [h, w]), aux: logits.aux.clone().map(|a| upsample(a, [h, w])) };
+        Forward { feats, logits, up }
+    }
+
+    /// CE on main + `aux_weight` × CE on aux (the multi-level segmentation loss).
+    pub fn seg_loss(&self, y: &Tensor<3, Int>, aux_weight: f64) -> Tensor<1> {
+        let mut l = cross_entropy(self.up.main.clone(), y.clone());
+        if let Some(a) = &self.up.aux {
+            l = l + cross_entropy(a.clone(), y.clone()).mul_scalar(aux_weight);
+        }
+        l
+    }
+}
+
+/// The iteration as a method sees it. Forward passes are computed once, on first use, and
+/// shared by every method of a composition.
+pub struct Step<'a> {
+    pub net: &'a SegNet,
+    pub it: u64,
+    pub seed: u64,
+    pub source: Option<&'a DomainBatch>,
+    pub target: Option<&'a DomainBatch>,
+    src_fwd: Option<Forward>,
+    tgt_fwd: Option<Forward>,
+}
+
+impl<'a> Step<'a> {
+    pub fn new(net: &'a SegNet, it: u64, seed: u64, source: Option<&'a DomainBatch>, target: Option<&'a DomainBatch>) -> Self {
+        Step { net, it, seed, source, target, src_fwd: None, tgt_fwd: None }
+    }
+
+    pub fn source_fwd(&mut self) -> Forward {
+        let b = self.source.expect("method declared Needs::source");
+        self.src_fwd.get_or_insert_with(|| Forward::run(self.net, b.x.clone())).clone()
+    }
+
+    pub fn target_fwd(&mut self) -> Forward {
+        let b = self.target.expect("method declared Needs::target");
+        self.tgt_fwd.get_or_insert_with(|| Forward::run(self.net, b.x.clone())).clone()
+    }
+}
+
+/// What methods may use after the network's update.
+pub struct After {
+    pub it: u64,
+    /// The discriminators' learning rate for this iteration (poly-decayed `train.lr_d`).
+    pub lr_d: f64,
+}
+
+pub type Terms = Vec<(String, Tensor<1>)>;
+
+pub trait Method {
+    fn name(&self) -> &'static str;
+    fn needs(&self) -> Needs;
+    /// The method's own generator loss terms for this iteration.
+    fn losses(&mut self, step: &mut Step) -> Result<Terms>;
+    /// Update the method's own modules (discriminators, EMA teachers) after the network's step.
+    fn after_step(&mut self, _after: &After) -> Result<Vec<(String, f64)>> {
+        Ok(vec![])
+    }
+    /// Persist / restore the method's state (auxiliary modules, optimisers) in a checkpoint.
+    fn save(&self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
+    fn load(&mut self, _dir: &Path) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Build the methods a config lists (their constants are read from `[method.NAME]`).
+pub fn build(cfg: &mut Config, _device: &Device) -> Result<Vec<Box<dyn Method>>> {
+    if cfg.methods.is_empty() {
+        return Err(Error::config("methods", format!("list at least one method; known: {}", KNOWN.join(", "))));
+    }
+    let unknown_tables: Vec<&String> = cfg.method.keys().filter(|k| !KNOWN.contains(&k.as_str())).collect();
+    if let Some(k) = unknown_tables.first() {
+        return Err(Error::config(format!("method.{k}"), format!("unknown method; known: {}", KNOWN.join(", "))));
+    }
+    let names = cfg.methods.clone();
+    let mut out: Vec<Box<dyn Method>> = Vec::new();
+    for name in &names {
+        let m: Box<dyn Method> = match name.as_str() {
+            "source_only" => Box::new(source_only::SourceOnly),
+            "oracle" => Box::new(source_only::Oracle),
+            other => return Err(Error::config("methods", format!("unknown method `{other}`; known: {}", KNOWN.join(", ")))),
+        };
+        out.push(m);
+    }
+    Ok(out)
+}

@@ -1,0 +1,31 @@
+//! AdaptSegNet's fully convolutional discriminator: 5 convs k4 s2 p1, 64-128-256-512-1,
+//! LeakyReLU(0.2) between. Outputs a logit map (BCE-with-logits is applied by the methods).
+use super::layers::conv;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::activation::leaky_relu;
+
+#[derive(Module, Debug)]
+pub struct FcDiscriminator {
+    pub convs: Vec<Conv2d>,
+}
+
+impl FcDiscriminator {
+    pub fn new(cin: usize, ndf: usize, device: &Device) -> Self {
+        let chans = [cin, ndf, ndf * 2, ndf * 4, ndf * 8, 1];
+        let convs = chans.windows(2).map(|c| conv(c[0], c[1], 4, 2, 1, 1, 1, true, device)).collect();
+        FcDiscriminator { convs }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let n = self.convs.len();
+        let mut x = x;
+        for (i, c) in self.convs.iter().enumerate() {
+            x = c.forward(x);
+            if i + 1 < n {
+                x = leaky_relu(x, 0.2);
+            }
+        }
+        x
+    }
+}

@@ -1,0 +1,61 @@
+//! Small building blocks shared by the backbones.
+use burn::module::{Module, ParamGroup};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::prelude::*;
+
+/// Convolution with PyTorch's defaults: symmetric padding, Kaiming-uniform init.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, dilation: usize, groups: usize, bias: bool, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_dilation([dilation, dilation])
+        .with_groups(groups)
+        .with_bias(bias)
+        .init(device)
+}
+
+/// A 3×3 (or k×k) convolution initialised N(0, std), as DeepLab's classifiers are.
+pub fn conv_normal(cin: usize, cout: usize, k: usize, dilation: usize, std: f64, device: &Device) -> Conv2d {
+    let pad = dilation * (k - 1) / 2;
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_dilation([dilation, dilation])
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
+        .init(device)
+}
+
+/// BatchNorm with PyTorch's eps and momentum.
+pub fn bn(c: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(c).with_epsilon(1e-5).with_momentum(0.1).init(device)
+}
+
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+impl ConvBn {
+    pub fn new(conv: Conv2d, device: &Device) -> Self {
+        let c = conv.weight.shape().dims::<4>()[0];
+        ConvBn { conv, bn: bn(c, device) }
+    }
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+}
+
+pub fn relu(x: Tensor<4>) -> Tensor<4> {
+    burn::tensor::activation::relu(x)
+}
+
+pub fn relu6(x: Tensor<4>) -> Tensor<4> {
+    x.clamp(0.0, 6.0)
+}
+
+/// Every BatchNorm of a network (fields named `bn`, `bn1`, … by convention in this crate).
+pub fn bn_group() -> ParamGroup {
+    ParamGroup::from_regex(r"(^|\.)bn\d*\.").expect("valid regex")
+}

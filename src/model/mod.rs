@@ -1,0 +1,113 @@
+//! Segmentation networks split into `features` and `classify`, so methods can work on features.
+pub mod aspp;
+pub mod deeplab;
+pub mod discriminator;
+pub mod import;
+pub mod layers;
+pub mod mobilenet;
+pub mod resnet;
+pub mod vgg;
+pub mod weights;
+
+pub use deeplab::{Backbone, Head, SegNet};
+
+use crate::data::transform::Normalize;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Per-level features of a batch.
+#[derive(Clone, Debug)]
+pub struct Feats {
+    /// The classifier's input (layer4 / last MobileNetV2 block / fc7).
+    pub main: Tensor<4>,
+    /// The auxiliary level (layer3 / the 96-channel block), when the net is multi-level.
+    pub aux: Option<Tensor<4>>,
+    /// FCN skips [pool4, pool3] (VGG16-FCN8s only).
+    pub skips: Vec<Tensor<4>>,
+}
+
+/// Per-level logits at feature resolution.
+#[derive(Clone, Debug)]
+pub struct Logits {
+    pub main: Tensor<4>,
+    pub aux: Option<Tensor<4>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneKind {
+    Resnet18,
+    Resnet50,
+    Resnet101,
+    MobilenetV2,
+    Vgg16,
+}
+
+impl BackboneKind {
+    pub const ALL: [&'static str; 5] = ["resnet18", "resnet50", "resnet101", "mobilenet_v2", "vgg16"];
+}
+
+/// How BatchNorm layers behave during training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BnMode {
+    /// Running statistics, affine parameters not trained (the DeepLab-v2 protocol as specified).
+    Frozen,
+    /// Batch statistics (running stats updated), affine not trained: what the AdaptSegNet and
+    /// ADVENT code actually does, since it calls `model.train()` on a batch of one.
+    FrozenAffine,
+    /// Everything trained (networks trained from scratch).
+    Train,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub backbone: BackboneKind,
+    /// Auxiliary classifier on the layer3-level features (AdaptSegNet/ADVENT multi-level).
+    pub multi_level: bool,
+    /// ASPP-v2 branches summed: 4 (DeepLab-v2) or 2 (AdaptSegNet's code).
+    pub aspp_branches: usize,
+    /// MobileNetV2 only: 8 or 16 (ResNets are always 8, VGG16-FCN8s 8 via skips).
+    pub output_stride: usize,
+    /// Channel multiplier (1.0 = the published network).
+    pub width_mult: f64,
+    /// BatchNorm handling. Default: `frozen` when `init` is set, else `train`.
+    pub bn: Option<BnMode>,
+    /// ResNet bottleneck stride in the 1×1 conv (Caffe DeepLab weights) instead of the 3×3
+    /// (torchvision weights).
+    pub stride_in_1x1: bool,
+    /// Weights to start from: an ImageNet/DeepLab .pth, a .safetensors or a segda .bpk.
+    pub init: Option<PathBuf>,
+    /// Input normalisation. Default: ImageNet RGB for MobileNetV2, Caffe BGR otherwise.
+    pub normalize: Option<Normalize>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            backbone: BackboneKind::Resnet101,
+            multi_level: true,
+            aspp_branches: 4,
+            output_stride: 8,
+            width_mult: 1.0,
+            bn: None,
+            stride_in_1x1: true,
+            init: None,
+            normalize: None,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn normalize(&self) -> Normalize {
+        self.normalize.unwrap_or(match self.backbone {
+            BackboneKind::MobilenetV2 => Normalize::ImagenetRgb,
+            _ => Normalize::CaffeBgr,
+        })
+    }
+    pub fn bn_mode(&self) -> BnMode {
+        self.bn.unwrap_or(if self.init.is_some() { BnMode::Frozen } else { BnMode::Train })
+    }
+}
