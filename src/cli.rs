@@ -110,9 +110,14 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// A run directory (uses its config and best checkpoint).
+    /// A run directory (uses its config and best checkpoint). Several --run: a comparison
+    /// table (Markdown, mean ± std over seeds of each method) from their stored evaluations.
     #[arg(long)]
-    pub run: Option<PathBuf>,
+    pub run: Vec<PathBuf>,
+    /// With several --run: evaluate the equal-weight ensemble of their networks instead
+    /// (e.g. ADVENT's AdvEnt+MinEnt).
+    #[arg(long)]
+    pub ensemble: bool,
     /// Which checkpoint of the run: best or last.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,

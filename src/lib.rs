@@ -8,6 +8,7 @@ pub mod eval;
 pub mod losses;
 pub mod methods;
 pub mod model;
+pub mod report;
 pub mod ui;
 
 pub use error::{Error, Result};

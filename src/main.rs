@@ -9,7 +9,7 @@ use segda::data::{validate, Dataset, DatasetKind, Split};
 use segda::engine::{checkpoint, trainer};
 use segda::eval::runner::{evaluate, evaluate_predictions, EvalSpec, Export};
 use segda::eval::EvalReport;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn main() {
     let cli = Cli::parse();
@@ -194,10 +194,14 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
         print_report(&r, a.json, &format!("{} on {} ({})", pred.display(), root.display(), a.split.as_str()));
         return Ok(0);
     }
-    let (cfg, net, what) = if let Some(run) = &a.run {
+    if a.run.len() > 1 && !a.ensemble {
+        return compare(&a);
+    }
+    let (cfg, nets, what) = if let Some(run) = a.run.first() {
         let cfg = Config::load(&run.join("config.toml"), &[])?;
-        let net = load_run_net(&cfg, run, &a.checkpoint, &dev)?;
-        (cfg, net, format!("{} ({} checkpoint)", run.display(), a.checkpoint))
+        let nets = a.run.iter().map(|r| load_run_net(&Config::load(&r.join("config.toml"), &[])?, r, &a.checkpoint, &dev)).collect::<Result<Vec<_>>>()?;
+        let names: Vec<String> = a.run.iter().map(|r| r.display().to_string()).collect();
+        (cfg, nets, format!("{} ({} checkpoint{})", names.join(" + "), a.checkpoint, if a.ensemble { ", ensemble" } else { "" }))
     } else if let Some(w) = &a.weights {
         let mut cfg = match &a.config {
             Some(c) => Config::load(c, &[])?,
@@ -210,7 +214,7 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
         cfg.train.init_from = None;
         let net = trainer::build_net(&cfg, &dev, !a.json)?;
         use burn::module::Module;
-        (cfg, net.valid(), w.display().to_string())
+        (cfg, vec![net.valid()], w.display().to_string())
     } else {
         bail!("give --run DIR, --weights FILE (with --config or --arch), or --pred DIR");
     };
@@ -229,7 +233,7 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
     let ds = trainer::open_dataset(&val)?;
     let spec = EvalSpec { resize: val.resize, normalize: cfg.model.normalize(), protocol: p, limit: 0, progress: !a.json };
     let export = a.save.as_ref().map(|d| Export { dir: d.as_path(), label_ids: true, color: true });
-    let conf = evaluate(&net, &ds, &spec, &dev, export)?.ok_or_else(|| anyhow!("{}: these images have no labels to score against", val.root.display()))?;
+    let conf = segda::eval::runner::evaluate_ensemble(&nets, &ds, &spec, &dev, export)?.ok_or_else(|| anyhow!("{}: these images have no labels to score against", val.root.display()))?;
     let r = conf.report(p);
     print_report(&r, a.json, &format!("{what} on {} ({})", val.root.display(), val.split.as_str()));
     if !a.json {
@@ -237,6 +241,29 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
             println!("{}", conf.report(*extra).table());
         }
     }
-    let _: Option<PathBuf> = None;
+    Ok(0)
+}
+
+/// Several runs: their stored evaluations side by side, seeds of a method averaged.
+fn compare(a: &cli::EvalArgs) -> Result<i32> {
+    use segda::report::compare::{markdown, RunScore};
+    let which = if a.checkpoint == "last" { "latest" } else { "best" };
+    let runs = a.run.iter().map(|r| RunScore::load(r, which)).collect::<segda::Result<Vec<_>>>()?;
+    let p = match a.protocol {
+        Some(n) => protocol(n)?,
+        None => runs[0].report.protocol,
+    };
+    if a.json {
+        let v: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| serde_json::json!({"run": r.run, "method": r.group, "seed": r.seed, "iter": r.iter, "miou": segda::report::compare::miou_under(&r.report, p), "per_class": r.report.per_class, "pixel_acc": r.report.pixel_acc}))
+            .collect();
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("{}", markdown(&runs, p));
+        for extra in p.reported().iter().filter(|&&q| q != p) {
+            println!("{}", markdown(&runs, *extra));
+        }
+    }
     Ok(0)
 }

@@ -59,11 +59,13 @@ pub struct Item {
 }
 
 /// A decoded label in trainIds, and how many pixels had an id the layout does not define.
+#[derive(Debug)]
 pub struct DecodedLabel {
     pub train_ids: GrayImage,
     pub unknown: u64,
 }
 
+#[derive(Debug)]
 pub struct Sample {
     pub name: String,
     pub image: RgbImage,

@@ -45,9 +45,15 @@ pub fn read_label_id_prediction(path: &Path) -> Result<GrayImage> {
     Ok(GrayImage::from_fn(img.width(), img.height(), |x, y| image::Luma([lut[img.get_pixel(x, y).0[0] as usize]])))
 }
 
-/// Find the single prediction file in `dir` (searched recursively) whose name contains `name`.
+/// Find the single prediction file among `files` whose name contains `name` (where several
+/// match, the one file with `labelIds` in its name).
 pub fn find_prediction(files: &[PathBuf], name: &str) -> Result<PathBuf> {
-    let hits: Vec<&PathBuf> = files.iter().filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy().contains(name))).collect();
+    let mut hits: Vec<&PathBuf> = files.iter().filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy().contains(name))).collect();
+    // a Cityscapes gtFine folder holds labelIds, instanceIds and color files: take the labelIds
+    let label_ids: Vec<&PathBuf> = hits.iter().copied().filter(|p| p.to_string_lossy().contains("labelIds")).collect();
+    if hits.len() > 1 && label_ids.len() == 1 {
+        hits = label_ids;
+    }
     match hits.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(Error::Other(format!("no prediction for `{name}` (a file whose name contains it)"))),
@@ -90,7 +96,10 @@ mod tests {
         assert_eq!(read_label_id_prediction(&lp).unwrap(), t);
         assert!(cp.is_file());
         let files = png_files(dir.path()).unwrap();
-        assert_eq!(find_prediction(&files[..1], "x_000000_000019").unwrap(), files[0]);
-        assert!(find_prediction(&files, "x_000000_000019").is_err()); // two matches
+        // of a colour and a labelIds file, the labelIds one is taken
+        assert_eq!(find_prediction(&files, "x_000000_000019").unwrap(), lp);
+        let two = [cp.clone(), cp.with_file_name("x_000000_000019_other.png")];
+        assert!(find_prediction(&two, "x_000000_000019").is_err());
+        assert!(find_prediction(&files, "y_000000_000019").is_err());
     }
 }

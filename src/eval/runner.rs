@@ -52,6 +52,19 @@ pub fn predict_map(logits: Tensor<4>, size: [usize; 2], protocol: Protocol) -> G
 
 /// Predict every image of `ds` (in order) with an inference-mode network.
 pub fn evaluate(net: &SegNet, ds: &Dataset, spec: &EvalSpec, device: &Device, export: Option<Export>) -> Result<Option<Confusion>> {
+    evaluate_with(&|x| net.forward(x).main, ds, spec, device, export)
+}
+
+/// Equal-weight ensemble of networks: the mean of their main logits (ADVENT's AdvEnt+MinEnt
+/// fuses two models this way; bilinear upsampling is linear, so it commutes with the mean).
+pub fn evaluate_ensemble(nets: &[SegNet], ds: &Dataset, spec: &EvalSpec, device: &Device, export: Option<Export>) -> Result<Option<Confusion>> {
+    let k = nets.len() as f64;
+    let fused = |x: Tensor<4>| nets.iter().map(|n| n.forward(x.clone()).main).reduce(|a, b| a + b).expect("at least one network").div_scalar(k);
+    evaluate_with(&fused, ds, spec, device, export)
+}
+
+/// Predict with any function from an input batch [1,3,h,w] to logits.
+pub fn evaluate_with(predict: &dyn Fn(Tensor<4>) -> Tensor<4>, ds: &Dataset, spec: &EvalSpec, device: &Device, export: Option<Export>) -> Result<Option<Confusion>> {
     let n = if spec.limit > 0 { spec.limit.min(ds.len()) } else { ds.len() };
     let mut sub = ds.clone();
     sub.items.truncate(n);
@@ -64,7 +77,7 @@ pub fn evaluate(net: &SegNet, ds: &Dataset, spec: &EvalSpec, device: &Device, ex
     while let Some(b) = loader.next() {
         let b = b?;
         let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
-        let logits = net.forward(x).main;
+        let logits = predict(x);
         let (size, gt) = match &b.labels {
             Some(ls) => {
                 let (w, h, v) = &ls[0];

@@ -1,5 +1,8 @@
 //! Domain-adaptation methods on one engine. A method states its own losses; the engine owns the
 //! network, its optimiser, the data streams, checkpoints and logging (docs/design.md).
+pub mod adaptsegnet;
+pub mod adversarial;
+pub mod advent;
 mod source_only;
 
 use crate::config::Config;
@@ -10,7 +13,7 @@ use burn::prelude::*;
 use std::path::Path;
 
 /// Names accepted in `methods = [...]`.
-pub const KNOWN: &[&str] = &["source_only", "oracle"];
+pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent"];
 
 /// What a method needs from the engine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,7 +139,7 @@ pub trait Method {
 }
 
 /// Build the methods a config lists (their constants are read from `[method.NAME]`).
-pub fn build(cfg: &mut Config, _device: &Device) -> Result<Vec<Box<dyn Method>>> {
+pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> {
     if cfg.methods.is_empty() {
         return Err(Error::config("methods", format!("list at least one method; known: {}", KNOWN.join(", "))));
     }
@@ -145,11 +148,16 @@ pub fn build(cfg: &mut Config, _device: &Device) -> Result<Vec<Box<dyn Method>>>
         return Err(Error::config(format!("method.{k}"), format!("unknown method; known: {}", KNOWN.join(", "))));
     }
     let names = cfg.methods.clone();
+    // one discriminator per output level of the network
+    let levels = if cfg.model.multi_level { 2 } else { 1 };
     let mut out: Vec<Box<dyn Method>> = Vec::new();
     for name in &names {
         let m: Box<dyn Method> = match name.as_str() {
             "source_only" => Box::new(source_only::SourceOnly),
             "oracle" => Box::new(source_only::Oracle),
+            "adaptsegnet" => Box::new(adaptsegnet::AdaptSegNet::new(cfg.method_params(name)?, levels, device)),
+            "advent" => Box::new(advent::AdvEnt::new(cfg.method_params(name)?, levels, device)),
+            "minent" => Box::new(advent::MinEnt { p: cfg.method_params(name)? }),
             other => return Err(Error::config("methods", format!("unknown method `{other}`; known: {}", KNOWN.join(", ")))),
         };
         out.push(m);

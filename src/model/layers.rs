@@ -59,3 +59,17 @@ pub fn relu6(x: Tensor<4>) -> Tensor<4> {
 pub fn bn_group() -> ParamGroup {
     ParamGroup::from_regex(r"(^|\.)bn\d*\.").expect("valid regex")
 }
+
+/// Initialise every lazily-created parameter now. burn draws parameters on first use; a
+/// `no_grad()` copy of a module whose parameters were never drawn would share (and alter) the
+/// original's pending initialisation.
+pub fn materialize<M: Module>(m: M) -> M {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            let _ = p.val();
+        }
+    }
+    m.visit(&mut Touch);
+    m
+}

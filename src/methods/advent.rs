@@ -1,0 +1,133 @@
+//! ADVENT (Vu et al., CVPR 2019): entropy-based adaptation.
+//! - MinEnt: minimise the mean normalised entropy of target predictions.
+//! - AdvEnt: AdaptSegNet's adversarial scheme with D on the weighted self-information maps
+//!   I = −P·log₂P / log₂C (one channel per class).
+//! Listing both (`methods = ["advent", "minent"]`) adds both terms in one run.
+use super::adversarial::{Gan, OutputDiscriminators};
+use super::{After, Method, Needs, Step, Terms};
+use crate::error::Result;
+use crate::losses::{entropy_loss, probs, self_information};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdvEntParams {
+    /// LAMBDA_ADV_MAIN
+    pub lambda_adv_main: f64,
+    /// LAMBDA_ADV_AUX
+    pub lambda_adv_aux: f64,
+    pub gan: Gan,
+}
+
+impl Default for AdvEntParams {
+    fn default() -> Self {
+        AdvEntParams { lambda_adv_main: 0.001, lambda_adv_aux: 0.0002, gan: Gan::Vanilla }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinEntParams {
+    /// LAMBDA_ENT_MAIN
+    pub lambda_ent_main: f64,
+    /// LAMBDA_ENT_AUX
+    pub lambda_ent_aux: f64,
+}
+
+impl Default for MinEntParams {
+    fn default() -> Self {
+        MinEntParams { lambda_ent_main: 0.001, lambda_ent_aux: 0.0002 }
+    }
+}
+
+pub struct AdvEnt {
+    p: AdvEntParams,
+    d: OutputDiscriminators,
+}
+
+impl AdvEnt {
+    pub fn new(p: AdvEntParams, levels: usize, device: &Device) -> Self {
+        let d = OutputDiscriminators::new(levels, crate::data::classes::NUM_CLASSES, p.gan, device);
+        AdvEnt { p, d }
+    }
+}
+
+/// The discriminator's input: weighted self-information of the softmax.
+fn entropy_map(logits: Tensor<4>) -> Tensor<4> {
+    self_information(probs(logits))
+}
+
+impl Method for AdvEnt {
+    fn name(&self) -> &'static str {
+        "advent"
+    }
+    fn needs(&self) -> Needs {
+        Needs { source_ce: true, source: true, target: true, ..Default::default() }
+    }
+    fn losses(&mut self, step: &mut Step) -> Result<Terms> {
+        let (s, t) = (step.source_fwd(), step.target_fwd());
+        Ok(self.d.adapt(&s, &t, [self.p.lambda_adv_main, self.p.lambda_adv_aux], "advent", entropy_map))
+    }
+    fn after_step(&mut self, a: &After) -> Result<Vec<(String, f64)>> {
+        Ok(self.d.update(a.lr_d, "advent_"))
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        self.d.save(dir)
+    }
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        self.d.load(dir)
+    }
+}
+
+pub struct MinEnt {
+    pub p: MinEntParams,
+}
+
+impl Method for MinEnt {
+    fn name(&self) -> &'static str {
+        "minent"
+    }
+    fn needs(&self) -> Needs {
+        Needs { source_ce: true, target: true, ..Default::default() }
+    }
+    fn losses(&mut self, step: &mut Step) -> Result<Terms> {
+        let t = step.target_fwd();
+        let mut terms = vec![("ent_main".to_string(), entropy_loss(probs(t.up.main)).mul_scalar(self.p.lambda_ent_main))];
+        if let Some(a) = t.up.aux {
+            terms.push(("ent_aux".to_string(), entropy_loss(probs(a)).mul_scalar(self.p.lambda_ent_aux)));
+        }
+        Ok(terms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::losses::value;
+
+    #[test]
+    fn entropy_loss_by_hand() {
+        // p = (0.5, 0.25, 0.25): H = 1.5 bits, normalised by log2(3)
+        let d = Device::flex();
+        let p = Tensor::<4>::from_data(TensorData::new(vec![0.5f32, 0.25, 0.25], [1, 3, 1, 1]), &d);
+        assert!((value(&entropy_loss(p.clone())) - 1.5 / 3f64.log2()).abs() < 1e-6);
+        // the map keeps one channel per class: 0.5·1/log2 3, 0.25·2/log2 3 (twice)
+        let m: Vec<f32> = self_information(p).into_data().iter::<f32>().collect();
+        let want = [0.5 / 3f32.log2(), 0.5 / 3f32.log2(), 0.5 / 3f32.log2()];
+        for (a, b) in m.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn minimising_entropy_sharpens_predictions() {
+        let d = Device::flex().autodiff();
+        let logits = Tensor::<4>::from_data(TensorData::new(vec![0.3f32, 0.1, -0.2], [1, 3, 1, 1]), &d).require_grad();
+        let g = entropy_loss(probs(logits.clone())).backward();
+        let grad: Vec<f32> = logits.grad(&g).unwrap().into_data().iter::<f32>().collect();
+        // descending the entropy raises the largest logit and lowers the smallest
+        assert!(grad[0] < 0.0 && grad[2] > 0.0, "{grad:?}");
+    }
+}

@@ -1,0 +1,26 @@
+//! Every shipped experiment file parses, names only known methods and keys, and builds.
+use segda::config::Config;
+use std::path::Path;
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for dir in std::fs::read_dir(&root).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "toml") {
+                let mut cfg = Config::load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                segda::methods::build(&mut cfg, &burn::prelude::Device::flex().autodiff()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                let net = segda::model::SegNet::new(&cfg.model, &burn::prelude::Device::flex());
+                assert!(net.is_ok(), "{}: {:?}", p.display(), net.err());
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 16, "only {n} configs found");
+    // every method has a synthetic-benchmark config
+    for m in segda::methods::KNOWN {
+        assert!(root.join("synth").join(format!("{m}.toml")).is_file(), "configs/synth/{m}.toml missing");
+    }
+}

@@ -1,0 +1,181 @@
+//! The training engine: exact resume, NaN handling, checkpoints and the run directory.
+mod common;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use common::{segda, tiny_config, tiny_data};
+use segda::engine::{checkpoint, train, TrainOptions};
+use std::path::Path;
+
+#[derive(Default)]
+struct Values(Vec<f32>);
+impl ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        self.0.extend(p.val().into_data().iter::<f32>());
+    }
+}
+
+fn weights(run: &Path, methods: &[&str], data: &Path) -> Vec<f32> {
+    let cfg = tiny_config(data, methods, &[]);
+    let net = segda::engine::trainer::build_net(&cfg, &Device::flex(), false).unwrap();
+    let net = checkpoint::load_model(net, &run.join("checkpoints/last")).unwrap();
+    let mut v = Values::default();
+    net.visit(&mut v);
+    v.0
+}
+
+fn inference(run: &Path, methods: &[&str], data: &Path) -> Vec<f32> {
+    let cfg = tiny_config(data, methods, &[]);
+    let net = segda::engine::trainer::build_net(&cfg, &Device::flex(), false).unwrap();
+    let net = checkpoint::load_model(net, &run.join("checkpoints/last")).unwrap().valid();
+    let x = Tensor::<4>::ones([1, 3, 32, 64], &Device::flex());
+    net.forward(x).main.into_data().iter::<f32>().collect()
+}
+
+fn train_losses(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines().filter(|l| l.contains("\"kind\":\"train\"")).map(|l| l.to_string()).collect()
+}
+
+/// burn's CPU random generator is global to the process: tests that train are serialised so
+/// that one test's draws cannot interleave with another's.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn opts(out: &Path, resume: bool, stop_after: Option<u64>) -> TrainOptions {
+    TrainOptions { out: out.to_path_buf(), resume, device: Device::flex(), stop_after }
+}
+
+fn assert_resume_is_exact(methods: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    train(tiny_config(&data, methods, &[]), &opts(&a, false, None)).unwrap();
+    let s = train(tiny_config(&data, methods, &[]), &opts(&b, false, Some(4))).unwrap();
+    assert!(s.interrupted && s.iters == 4);
+    // a resumed run without --resume is refused rather than overwritten
+    let e = train(tiny_config(&data, methods, &[]), &opts(&b, false, None)).unwrap_err().to_string();
+    assert!(e.contains("--resume"), "{e}");
+    train(tiny_config(&data, methods, &[]), &opts(&b, true, None)).unwrap();
+    assert!(weights(&a, methods, &data) == weights(&b, methods, &data), "weights differ after resume");
+    // inference uses the BatchNorm running statistics: equal outputs, equal statistics
+    assert!(inference(&a, methods, &data) == inference(&b, methods, &data), "BatchNorm statistics differ after resume");
+    assert_eq!(train_losses(&a), train_losses(&b), "loss curves differ");
+    assert_eq!(train_losses(&a).len(), 6);
+}
+
+#[test]
+fn interrupted_and_resumed_equals_uninterrupted() {
+    let _serial = serial();
+    assert_resume_is_exact(&["source_only"]);
+}
+
+#[test]
+fn run_directory_has_config_metrics_events_checkpoints_and_eval() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let run = tmp.path().join("run");
+    let s = train(tiny_config(&data, &["source_only"], &[]), &opts(&run, false, None)).unwrap();
+    assert_eq!(s.iters, 6);
+    for f in ["config.toml", "metrics.jsonl", "checkpoints/last/model.bpk", "checkpoints/last/optim.bpk", "checkpoints/best/model.bpk", "eval/latest.json", "eval/best.md"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    assert!(std::fs::read_dir(&run).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents")));
+    // the dumped config is complete and loads back as the same experiment
+    let dumped = segda::config::Config::load(&run.join("config.toml"), &[]).unwrap();
+    assert_eq!(dumped.train.iters, 6);
+    assert!(std::fs::read_to_string(run.join("config.toml")).unwrap().contains("max_iters"));
+    let evals = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter(|l| l.contains("\"eval\"")).count();
+    assert_eq!(evals, 2);
+    // no temporary checkpoint directories are left behind
+    let left: Vec<_> = std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
+#[test]
+fn a_diverging_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let run = tmp.path().join("nan");
+    let cfg = tiny_config(&data, &["source_only"], &["train.lr=1e12", "train.iters=40", "train.eval_every=1"]);
+    let e = train(cfg, &opts(&run, false, None)).unwrap_err().to_string();
+    assert!(e.contains("loss `seg_src`") && (e.contains("NaN") || e.contains("inf")), "{e}");
+    assert!(e.contains("last good checkpoint"), "{e}");
+    let ck = checkpoint::find(&run, "last").expect("a checkpoint from before the divergence");
+    let p = checkpoint::read_progress(&ck).unwrap();
+    assert!(p.iter >= 1, "{p:?}");
+}
+
+#[test]
+fn a_bad_config_key_is_named_with_the_valid_keys() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("x.toml");
+    std::fs::write(&cfg, "methods = [\"source_only\"]\n[train]\niters = 3\n").unwrap();
+    let out = segda().args(["train", "--config"]).arg(&cfg).args(["--set", "train.iterz=3", "--out"]).arg(tmp.path().join("r")).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train.iterz") && err.contains("max_iters") && err.contains("x.toml"), "{err}");
+    let out = segda().args(["train", "--config"]).arg(&cfg).args(["--set", "methods=[\"nope\"]", "--out"]).arg(tmp.path().join("r")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unknown method `nope`") && err.contains("source_only"), "{err}");
+    let out = segda().args(["train", "--config"]).arg(tmp.path().join("missing.toml")).args(["--out", "/tmp/x"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("missing.toml"), "{err}");
+}
+
+#[test]
+fn oracle_trains_on_labelled_target_only() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    // the source root does not exist: the oracle must not need it
+    let cfg = tiny_config(&data, &["oracle"], &["source.root=\"/nonexistent\"", "train.iters=2", "train.eval_every=2"]);
+    let run = tmp.path().join("oracle");
+    train(cfg, &opts(&run, false, None)).unwrap();
+    let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(m.contains("seg_tgt") && !m.contains("seg_src"), "{m}");
+}
+
+#[test]
+fn resume_is_exact_with_discriminators() {
+    let _serial = serial();
+    assert_resume_is_exact(&["adaptsegnet"]);
+}
+
+#[test]
+fn composed_methods_add_their_own_terms_once() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let run = tmp.path().join("both");
+    train(tiny_config(&data, &["advent", "minent"], &["train.iters=2", "train.eval_every=2"]), &opts(&run, false, None)).unwrap();
+    let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(m.lines().next().unwrap()).unwrap();
+    for k in ["seg_src", "advent_main", "advent_aux", "ent_main", "ent_aux", "advent_d_main", "advent_d_aux"] {
+        assert!(first.get(k).is_some(), "{k} missing in {first}");
+    }
+    // constants are written back into the resolved config
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("[method.advent]") && cfg.contains("lambda_ent_main"), "{cfg}");
+}
+
+#[test]
+fn a_run_can_start_from_another_runs_checkpoint() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let a = tmp.path().join("a");
+    train(tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]), &opts(&a, false, None)).unwrap();
+    let b = tmp.path().join("b");
+    let from = format!("train.init_from=\"{}\"", a.join("checkpoints/last").display());
+    // lr 0 and frozen BatchNorm: the weights must come out exactly as they went in
+    let cfg = tiny_config(&data, &["minent"], &[&from, "train.lr=0", "model.bn=\"frozen\"", "train.iters=1", "train.eval_every=1"]);
+    train(cfg, &opts(&b, false, None)).unwrap();
+    assert!(weights(&a, &["source_only"], &data) == weights(&b, &["source_only"], &data));
+}
