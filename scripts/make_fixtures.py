@@ -22,6 +22,7 @@ Classifier_Module has its `return out` inside the loop and therefore only sums
 branches 0 and 1; we deliberately do not replicate that bug.
 """
 
+import json
 import os
 import sys
 
@@ -397,7 +398,24 @@ def build(name, ctor, head_attrs, init_seed, data_seed, after2_keys, legacy):
     return model
 
 
+def focal_fixture():
+    """LSE's target loss, as its reference code computes it for VGG16-FCN8s: per-pixel CE l over
+    valid pixels, mean(l) + beta * mean(l * (1 - exp(-l)) ** gamma), beta 0.1, gamma 3."""
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 5, 3, 4, generator=g) * 2.0
+    labels = torch.randint(0, 5, (2, 3, 4), generator=g)
+    labels[0, 0, :2] = IGNORE
+    l = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="none")[labels != IGNORE]
+    loss = l.mean() + 0.1 * (l * (1 - torch.exp(-l)) ** 3).mean()
+    out = {"shape": list(logits.shape), "logits": [round(v, 7) for v in logits.flatten().tolist()],
+           "labels": labels.flatten().tolist(), "beta": 0.1, "gamma": 3.0, "loss": loss.item()}
+    with open(os.path.join(OUT, "focal.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"focal.json: loss {loss.item():.7f}")
+
+
 def main():
+    focal_fixture()
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT, exist_ok=True)

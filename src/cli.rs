@@ -39,6 +39,10 @@ pub enum Cmd {
     ///
     /// Example: segda fetch-weights mobilenet_v2
     FetchWeights(FetchArgs),
+    /// Run an experiment for several seeds (one after another) and print the comparison.
+    ///
+    /// Example: segda sweep --config configs/synth/advent.toml --seeds 3 --out runs/advent
+    Sweep(SweepArgs),
     /// The whole pipeline on the built-in benchmark: synth → source-only → evaluate.
     ///
     /// Example: segda demo --out demo
@@ -195,6 +199,21 @@ pub struct FetchArgs {
     /// Which weights: mobilenet_v2.
     #[arg(default_value = "mobilenet_v2")]
     pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Number of seeds: runs use train.seed = 1..=N, in OUT/seedK.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Args, Debug)]

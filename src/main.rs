@@ -137,6 +137,29 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", p.display());
             Ok(0)
         }
+        Cmd::Sweep(a) => {
+            let mut runs = Vec::new();
+            for seed in 1..=a.seeds {
+                let run = a.out.join(format!("seed{seed}"));
+                let mut set = a.set.clone();
+                set.push(format!("train.seed={seed}"));
+                let cfg = Config::load(&a.config, &set)?;
+                let done = checkpoint::find(&run, "last").and_then(|c| checkpoint::read_progress(&c).ok()).is_some_and(|p| p.iter >= cfg.train.iters);
+                if done {
+                    eprintln!("{}: already complete", run.display());
+                } else {
+                    let resume = checkpoint::find(&run, "last").is_some();
+                    eprintln!("{}: seed {seed}{}", run.display(), if resume { " (resuming)" } else { "" });
+                    let s = segda::engine::train(cfg, &trainer::TrainOptions { out: run.clone(), resume, device: device(&a.device)?, stop_after: None })?;
+                    if s.interrupted {
+                        return Ok(130);
+                    }
+                }
+                runs.push(segda::report::compare::RunScore::load(&run, "best")?);
+            }
+            println!("{}", segda::report::compare::markdown(&runs, runs[0].report.protocol));
+            Ok(0)
+        }
         Cmd::Demo(a) => segda::demo::run(&a.out, a.iters, device(&a.device)?).map(|_| 0).map_err(Into::into),
     }
 }

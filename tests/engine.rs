@@ -179,3 +179,33 @@ fn a_run_can_start_from_another_runs_checkpoint() {
     train(cfg, &opts(&b, false, None)).unwrap();
     assert!(weights(&a, &["source_only"], &data) == weights(&b, &["source_only"], &data));
 }
+
+#[test]
+fn lse_runs_rounds_writes_pseudo_labels_and_resumes_mid_round() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let extra = ["train.iters=1000", "train.eval_every=1000", "method.lse.p_max=0.15", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=2"];
+    let a = tmp.path().join("a");
+    let s = train(tiny_config(&data, &["lse"], &extra), &opts(&a, false, None)).unwrap();
+    assert!(!s.interrupted && s.iters < 1000, "LSE ends after its last round ({} iterations)", s.iters);
+    for r in 0..2 {
+        let d = a.join(format!("lse/round_{r}"));
+        let list = std::fs::read_to_string(d.join("selected.txt")).unwrap();
+        let name = list.lines().next().unwrap().split('\t').next().unwrap();
+        assert!(d.join("pseudo").join(format!("{name}.png")).is_file());
+        assert!(d.join("preview").join(format!("{name}.png")).is_file());
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
+        assert!(summary["scalars"]["lse_pseudo_acc"].as_f64().is_some(), "{summary}");
+    }
+    assert!(!a.join("lse/round_2").exists(), "p_max 0.15 allows two rounds");
+    let m = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
+    assert_eq!(m.lines().filter(|l| l.contains("\"kind\":\"round\"")).count(), 2);
+    assert!(m.lines().filter(|l| l.contains("\"kind\":\"eval\"")).count() >= 2, "an evaluation at the end of each round");
+    // stopped in the middle of round 0 and resumed: identical to the uninterrupted run
+    let b = tmp.path().join("b");
+    train(tiny_config(&data, &["lse"], &extra), &opts(&b, false, Some(1))).unwrap();
+    train(tiny_config(&data, &["lse"], &extra), &opts(&b, true, None)).unwrap();
+    assert!(weights(&a, &["lse"], &data) == weights(&b, &["lse"], &data), "weights differ after resuming mid-round");
+    assert_eq!(train_losses(&a), train_losses(&b));
+}

@@ -38,7 +38,7 @@ impl LoaderSpec {
     }
     /// One ordered pass, images resized to `resize`, labels at their own size.
     pub fn eval(resize: Option<[u32; 2]>, normalize: Normalize) -> Self {
-        let augment = Augment { resize, crop: None, flip: false };
+        let augment = Augment { resize, crop: None, flip: false, upscale: None };
         LoaderSpec { batch: 1, augment, normalize, shuffle: false, labels: true, keep_label_size: true, seed: 0, prefetch: 2, once: true }
     }
 }

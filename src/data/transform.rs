@@ -103,6 +103,10 @@ pub struct Augment {
     /// [width, height] of a random crop taken after resizing.
     pub crop: Option<[u32; 2]>,
     pub flip: bool,
+    /// Enlarge the crop by this factor (bilinear image, nearest label): LSE's scale-invariant
+    /// examples.
+    #[serde(default)]
+    pub upscale: Option<u32>,
 }
 
 impl Augment {
@@ -114,6 +118,11 @@ impl Augment {
         if let Some([cw, ch]) = self.crop {
             let (x, y) = random_crop_origin(rng, img.width(), img.height(), cw, ch);
             (img, lbl) = crop_pair(&img, lbl.as_ref(), x, y, cw, ch);
+        }
+        if let Some(k) = self.upscale.filter(|&k| k > 1) {
+            let (w, h) = img.dimensions();
+            img = imageops::resize(&img, w * k, h * k, FilterType::Triangle);
+            lbl = lbl.map(|l| resize_label(&l, w * k, h * k));
         }
         if self.flip && rng.gen_bool(0.5) {
             imageops::flip_horizontal_in_place(&mut img);
@@ -157,7 +166,7 @@ mod tests {
         // the label encodes the x coordinate of each image pixel
         let img = RgbImage::from_fn(40, 20, |x, y| image::Rgb([x as u8, y as u8, 0]));
         let lbl = GrayImage::from_fn(40, 20, |x, _| Luma([x as u8]));
-        let aug = Augment { resize: None, crop: Some([16, 8]), flip: true };
+        let aug = Augment { resize: None, crop: Some([16, 8]), flip: true, upscale: None };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for _ in 0..20 {
             let (i, l) = aug.apply(&mut rng, &img, Some(&lbl));
@@ -165,6 +174,27 @@ mod tests {
             assert_eq!(i.dimensions(), (16, 8));
             for (p, q) in i.pixels().zip(l.pixels()) {
                 assert_eq!(p.0[0], q.0[0]);
+            }
+        }
+        // crop then ×2: every label pixel still sits on the image pixel it was drawn with
+        let aug = Augment { resize: None, crop: Some([10, 6]), flip: true, upscale: Some(2) };
+        let img = RgbImage::from_fn(40, 20, |x, y| image::Rgb([x as u8 * 6, y as u8 * 12, 0]));
+        let lbl = GrayImage::from_fn(40, 20, |x, y| Luma([if (x / 4 + y / 4) % 2 == 0 { 1 } else { IGNORE }]));
+        for _ in 0..10 {
+            let (i, l) = aug.apply(&mut rng, &img, Some(&lbl));
+            let l = l.unwrap();
+            assert_eq!(i.dimensions(), (20, 12));
+            assert_eq!(l.dimensions(), (20, 12));
+            // pixel (2x, 2y) of the upscaled pair is source pixel (x, y) of the crop; recover the
+            // source coordinates from the image and check the label there
+            for y in 0..6 {
+                for x in 0..10 {
+                    let p = i.get_pixel(2 * x, 2 * y).0;
+                    let (sx, sy) = ((p[0] as f32 / 6.0).round() as u32, (p[1] as f32 / 12.0).round() as u32);
+                    assert_eq!(l.get_pixel(2 * x, 2 * y).0[0], lbl.get_pixel(sx, sy).0[0]);
+                    // the nearest-upscaled label is constant on each 2×2 block (mask lines up)
+                    assert_eq!(l.get_pixel(2 * x + 1, 2 * y + 1).0[0], l.get_pixel(2 * x, 2 * y).0[0]);
+                }
             }
         }
         // a crop larger than the image pads with ignore

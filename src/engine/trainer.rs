@@ -10,7 +10,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::eval::runner::{evaluate, EvalSpec};
 use crate::eval::EvalReport;
 use crate::losses::value;
-use crate::methods::{self, After, DomainBatch, Needs, Step};
+use crate::methods::{self, After, Before, DomainBatch, Needs, Step};
 use crate::model::{import, SegNet};
 use crate::ui;
 use burn::optim::GradientsParams;
@@ -55,7 +55,7 @@ pub fn open_dataset(d: &DataConfig) -> Result<Dataset> {
 }
 
 fn augment(d: &DataConfig) -> Augment {
-    Augment { resize: d.resize, crop: d.crop, flip: d.flip }
+    Augment { resize: d.resize, crop: d.crop, flip: d.flip, upscale: None }
 }
 
 fn to_device(b: Batch, device: &Device) -> DomainBatch {
@@ -164,6 +164,16 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         let it = progress.iter;
         // every random draw inside a step depends on (seed, iteration) only: exact resume
         device.seed(seed ^ it.wrapping_mul(0x9E37_79B9));
+        let mut hook_scalars = Vec::new();
+        for m in methods.iter_mut() {
+            hook_scalars.extend(m.before_step(&Before { it, net: &net, run, device: &opts.device, cfg: &cfg })?);
+        }
+        if methods.iter().any(|m| m.finished()) {
+            break;
+        }
+        if !hook_scalars.is_empty() {
+            log.scalars("round", it, &hook_scalars, None)?;
+        }
         let src = next(&mut streams.source, &device)?;
         let tgt = next(&mut streams.target, &device)?;
         let mut step = Step::new(&net, it, seed, src.as_ref(), tgt.as_ref());
@@ -217,7 +227,8 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             s.push(("lr".into(), optim::poly(cfg.train.lr, it, cfg.train.max_iters, cfg.train.power)));
             log.scalars("train", progress.iter, &s, None)?;
         }
-        if progress.iter % eval_every == 0 || progress.iter == total {
+        let round_end = methods.iter().any(|m| m.eval_now());
+        if progress.iter % eval_every == 0 || progress.iter == total || round_end {
             let report = validate(&net, &val_ds, &eval_spec, &opts.device)?;
             log.scalars("eval", progress.iter, &[("miou".into(), report.miou), ("pixel_acc".into(), report.pixel_acc)], Some(serde_json::json!({ "per_class": report.per_class })))?;
             write_eval(run, "latest", &report, progress.iter)?;

@@ -1,7 +1,7 @@
 //! AdaptSegNet (Tsai et al., CVPR 2018): output-space adversarial adaptation. A discriminator
 //! per output level tells softmax maps of source images from those of target images; the
 //! segmentation network learns to make target maps look like source ones.
-use super::adversarial::{Gan, OutputDiscriminators};
+use super::adversarial::{Gan, Discriminators};
 use super::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
 use crate::losses::probs;
@@ -27,12 +27,12 @@ impl Default for Params {
 
 pub struct AdaptSegNet {
     p: Params,
-    d: OutputDiscriminators,
+    d: Discriminators,
 }
 
 impl AdaptSegNet {
     pub fn new(p: Params, levels: usize, device: &Device) -> Self {
-        let d = OutputDiscriminators::new(levels, crate::data::classes::NUM_CLASSES, p.gan, device);
+        let d = Discriminators::output_space(levels, crate::data::classes::NUM_CLASSES, p.gan, device);
         AdaptSegNet { p, d }
     }
 }

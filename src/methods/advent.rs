@@ -3,7 +3,7 @@
 //! - AdvEnt: AdaptSegNet's adversarial scheme with D on the weighted self-information maps
 //!   I = −P·log₂P / log₂C (one channel per class).
 //! Listing both (`methods = ["advent", "minent"]`) adds both terms in one run.
-use super::adversarial::{Gan, OutputDiscriminators};
+use super::adversarial::{Gan, Discriminators};
 use super::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
 use crate::losses::{entropy_loss, probs, self_information};
@@ -44,12 +44,12 @@ impl Default for MinEntParams {
 
 pub struct AdvEnt {
     p: AdvEntParams,
-    d: OutputDiscriminators,
+    d: Discriminators,
 }
 
 impl AdvEnt {
     pub fn new(p: AdvEntParams, levels: usize, device: &Device) -> Self {
-        let d = OutputDiscriminators::new(levels, crate::data::classes::NUM_CLASSES, p.gan, device);
+        let d = Discriminators::output_space(levels, crate::data::classes::NUM_CLASSES, p.gan, device);
         AdvEnt { p, d }
     }
 }

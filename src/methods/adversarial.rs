@@ -1,6 +1,6 @@
-//! Output-space discriminators shared by AdaptSegNet, AdvEnt and the methods built on them:
-//! one FCDiscriminator per output level, each with its own Adam, the generator's term computed
-//! with D frozen, and D's update on detached maps (source = 0, target = 1).
+//! Discriminators shared by the adversarial methods (AdaptSegNet, AdvEnt, APODA, …): one per
+//! level, each with its own Adam, the generator's term computed with D frozen, and D's update on
+//! detached maps (source = 0, target = 1).
 use super::{Forward, Terms};
 use crate::error::{Error, Result};
 use crate::losses::bce_with_logits;
@@ -43,25 +43,32 @@ pub struct Level {
     pending: Option<(Tensor<4>, Tensor<4>)>,
 }
 
-pub struct OutputDiscriminators {
+pub struct Discriminators {
     pub levels: Vec<Level>,
     pub gan: Gan,
 }
 
-impl OutputDiscriminators {
-    /// `levels`: 2 for a multi-level network (main, aux), else 1.
-    pub fn new(levels: usize, channels: usize, gan: Gan, device: &Device) -> Self {
-        let levels = ["main", "aux"][..levels]
-            .iter()
-            .map(|&name| Level { name, d: materialize(FcDiscriminator::new(channels, 64, device)), opt: crate::engine::optim::adam_d(), pending: None })
-            .collect();
-        OutputDiscriminators { levels, gan }
+impl Discriminators {
+    /// AdaptSegNet's discriminators on `channels`-channel output maps; `levels`: 2 for a
+    /// multi-level network (main, aux), else 1.
+    pub fn output_space(levels: usize, channels: usize, gan: Gan, device: &Device) -> Self {
+        Self::new(&["main", "aux"][..levels], gan, || FcDiscriminator::new(channels, 64, device))
+    }
+
+    pub fn new(names: &[&'static str], gan: Gan, build: impl Fn() -> FcDiscriminator) -> Self {
+        let levels = names.iter().map(|&name| Level { name, d: materialize(build()), opt: crate::engine::optim::adam_d(), pending: None }).collect();
+        Discriminators { levels, gan }
     }
 
     /// The generator's term at `level`: D (frozen) should take target maps for source ones.
     pub fn fool(&self, level: usize, target_map: Tensor<4>) -> Tensor<1> {
+        self.frozen_loss(level, target_map, SOURCE)
+    }
+
+    /// L(D(x), label) with D frozen: gradients reach x, never D.
+    pub fn frozen_loss(&self, level: usize, x: Tensor<4>, label: f32) -> Tensor<1> {
         let d = self.levels[level].d.clone().no_grad();
-        self.gan.loss(d.forward(target_map), SOURCE)
+        self.gan.loss(d.forward(x), label)
     }
 
     /// The generator's adversarial terms, λ-weighted, for the maps `map(upsampled logits)` of
@@ -138,7 +145,7 @@ mod tests {
     #[test]
     fn the_generator_is_scored_against_the_source_label() {
         let d = dev();
-        let discs = OutputDiscriminators::new(1, 3, Gan::Vanilla, &d);
+        let discs = Discriminators::output_space(1, 3, Gan::Vanilla, &d);
         let m = map(0.0, &d);
         let logits = discs.levels[0].d.forward(m.clone());
         assert!((value(&discs.fool(0, m)) - value(&bce_with_logits(logits, SOURCE))).abs() < 1e-6);
@@ -147,7 +154,7 @@ mod tests {
     #[test]
     fn descending_the_generator_term_makes_target_maps_look_like_source() {
         let d = dev();
-        let discs = OutputDiscriminators::new(1, 3, Gan::Vanilla, &d);
+        let discs = Discriminators::output_space(1, 3, Gan::Vanilla, &d);
         let m = map(1.0, &d).require_grad();
         let before = value(&discs.levels[0].d.forward(m.clone()).mean());
         let g = discs.fool(0, m.clone()).backward();
@@ -161,9 +168,9 @@ mod tests {
     #[test]
     fn the_discriminator_step_separates_the_domains() {
         let d = dev();
-        let mut discs = OutputDiscriminators::new(1, 3, Gan::Vanilla, &d);
+        let mut discs = Discriminators::output_space(1, 3, Gan::Vanilla, &d);
         let (s, t) = (map(0.0, &d), map(2.0, &d));
-        let gap = |discs: &OutputDiscriminators| value(&(discs.levels[0].d.forward(t.clone()).mean() - discs.levels[0].d.forward(s.clone()).mean()));
+        let gap = |discs: &Discriminators| value(&(discs.levels[0].d.forward(t.clone()).mean() - discs.levels[0].d.forward(s.clone()).mean()));
         let g0 = gap(&discs);
         for _ in 0..5 {
             discs.remember(0, s.clone(), t.clone());
@@ -178,7 +185,7 @@ mod tests {
         let d = dev();
         let cfg = crate::model::ModelConfig { backbone: crate::model::BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, ..Default::default() };
         let net = crate::model::SegNet::new(&cfg, &d).unwrap();
-        let mut discs = OutputDiscriminators::new(2, 19, Gan::Vanilla, &d);
+        let mut discs = Discriminators::output_space(2, 19, Gan::Vanilla, &d);
         let x = Tensor::<4>::random([1, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
         let (s, t) = (Forward::run(&net, x.clone()), Forward::run(&net, x.flip([3])));
         let terms = discs.adapt(&s, &t, [0.001, 0.0002], "adv", crate::losses::probs);
@@ -203,12 +210,12 @@ mod tests {
     #[test]
     fn discriminators_save_and_load_exactly() {
         let d = dev();
-        let mut a = OutputDiscriminators::new(2, 3, Gan::Ls, &d);
+        let mut a = Discriminators::output_space(2, 3, Gan::Ls, &d);
         a.remember(0, map(0.0, &d), map(1.0, &d));
         a.update(1e-3, "");
         let dir = tempfile::tempdir().unwrap();
         a.save(dir.path()).unwrap();
-        let mut b = OutputDiscriminators::new(2, 3, Gan::Ls, &d);
+        let mut b = Discriminators::output_space(2, 3, Gan::Ls, &d);
         b.load(dir.path()).unwrap();
         let m = map(3.0, &d);
         assert_eq!(value(&a.levels[0].d.forward(m.clone()).sum()), value(&b.levels[0].d.forward(m).sum()));

@@ -3,6 +3,8 @@
 pub mod adaptsegnet;
 pub mod adversarial;
 pub mod advent;
+pub mod apoda;
+pub mod lse;
 mod source_only;
 
 use crate::config::Config;
@@ -13,7 +15,7 @@ use burn::prelude::*;
 use std::path::Path;
 
 /// Names accepted in `methods = [...]`.
-pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent"];
+pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse"];
 
 /// What a method needs from the engine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -111,6 +113,18 @@ impl<'a> Step<'a> {
     }
 }
 
+/// What a method may use before an iteration (e.g. to start a self-training round): the
+/// network in inference mode is `net.valid()`.
+pub struct Before<'a> {
+    pub it: u64,
+    pub net: &'a SegNet,
+    /// The run directory (methods keep their artefacts in `RUN/<method>/`).
+    pub run: &'a Path,
+    /// The plain (non-autodiff) device, for inference.
+    pub device: &'a Device,
+    pub cfg: &'a Config,
+}
+
 /// What methods may use after the network's update.
 pub struct After {
     pub it: u64,
@@ -125,6 +139,18 @@ pub trait Method {
     fn needs(&self) -> Needs;
     /// The method's own generator loss terms for this iteration.
     fn losses(&mut self, step: &mut Step) -> Result<Terms>;
+    /// Called before every iteration; returns scalars to log (a round's statistics, say).
+    fn before_step(&mut self, _b: &Before) -> Result<Vec<(String, f64)>> {
+        Ok(vec![])
+    }
+    /// The method's schedule is complete (e.g. LSE after its last round): stop training.
+    fn finished(&self) -> bool {
+        false
+    }
+    /// Evaluate after this iteration (e.g. at the end of a self-training round).
+    fn eval_now(&self) -> bool {
+        false
+    }
     /// Update the method's own modules (discriminators, EMA teachers) after the network's step.
     fn after_step(&mut self, _after: &After) -> Result<Vec<(String, f64)>> {
         Ok(vec![])
@@ -158,6 +184,8 @@ pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> 
             "adaptsegnet" => Box::new(adaptsegnet::AdaptSegNet::new(cfg.method_params(name)?, levels, device)),
             "advent" => Box::new(advent::AdvEnt::new(cfg.method_params(name)?, levels, device)),
             "minent" => Box::new(advent::MinEnt { p: cfg.method_params(name)? }),
+            "lse" => Box::new(lse::Lse::new(cfg.method_params(name)?, cfg, device)?),
+            "apoda" => Box::new(apoda::Apoda::new(cfg.method_params(name)?, cfg.model.feature_channels(), device)),
             other => return Err(Error::config("methods", format!("unknown method `{other}`; known: {}", KNOWN.join(", ")))),
         };
         out.push(m);

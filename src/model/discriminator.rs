@@ -1,5 +1,7 @@
-//! AdaptSegNet's fully convolutional discriminator: 5 convs k4 s2 p1, 64-128-256-512-1,
-//! LeakyReLU(0.2) between. Outputs a logit map (BCE-with-logits is applied by the methods).
+//! Fully convolutional discriminators. AdaptSegNet's on output maps: 5 convs k4 s2 p1,
+//! 64-128-256-512-1, LeakyReLU(0.2) between. A pointwise one (1×1 convs) on feature maps, whose
+//! verdict at a position depends on that position's feature only (APODA's per-position attacks).
+//! Both output logit maps (BCE-with-logits is applied by the methods).
 use super::layers::conv;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -14,6 +16,13 @@ impl FcDiscriminator {
     pub fn new(cin: usize, ndf: usize, device: &Device) -> Self {
         let chans = [cin, ndf, ndf * 2, ndf * 4, ndf * 8, 1];
         let convs = chans.windows(2).map(|c| conv(c[0], c[1], 4, 2, 1, 1, 1, true, device)).collect();
+        FcDiscriminator { convs }
+    }
+
+    /// 1×1 convolutions cin → widths… → 1.
+    pub fn pointwise(cin: usize, widths: &[usize], device: &Device) -> Self {
+        let chans: Vec<usize> = std::iter::once(cin).chain(widths.iter().copied()).chain([1]).collect();
+        let convs = chans.windows(2).map(|c| conv(c[0], c[1], 1, 1, 0, 1, 1, true, device)).collect();
         FcDiscriminator { convs }
     }
 

@@ -1,0 +1,260 @@
+//! APODA (seed 000): adversarial perturbation oriented domain adaptation — a reconstruction
+//! (docs/methods/apoda.md). Pointwise adversarial perturbations of the classifier's input
+//! features attack the classifier and a feature-level domain discriminator, for source and
+//! target; the classifier is trained to be invariant to them, and attacking the discriminator
+//! pushes source features towards the target and target features towards the source.
+use super::adversarial::{Discriminators, Gan, SOURCE, TARGET};
+use super::{After, Method, Needs, Step, Terms};
+use crate::error::Result;
+use crate::losses::{cross_entropy, entropy_loss, probs, upsample};
+use crate::model::discriminator::FcDiscriminator;
+use crate::model::{Feats, SegNet};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Perturbation size ε: each position's perturbation has L2 norm ε over channels.
+    pub epsilon: f64,
+    /// Attack steps K (each of size ε/K, renormalised per position).
+    pub steps: usize,
+    /// Attack the classifier (source: CE; target: entropy).
+    pub attack_classifier: bool,
+    /// Attack the feature-level discriminator (source → "target", target → "source").
+    pub attack_discriminator: bool,
+    /// Weight of the discriminator objective inside the attack (λ_D).
+    pub lambda_attack_d: f64,
+    /// Weight of the CE on perturbed source features.
+    pub lambda_pert_ce: f64,
+    /// Weight of KL(C(f_t) ‖ C(f_t*)) (target invariance; the clean prediction is detached).
+    pub lambda_inv: f64,
+    /// Weight of the feature-level adversarial term on clean target features.
+    pub lambda_adv: f64,
+    /// Hidden widths of the pointwise feature discriminator.
+    pub d_widths: Vec<usize>,
+    pub gan: Gan,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            epsilon: 1.0,
+            steps: 1,
+            attack_classifier: true,
+            attack_discriminator: true,
+            lambda_attack_d: 1.0,
+            lambda_pert_ce: 1.0,
+            lambda_inv: 1.0,
+            lambda_adv: 0.001,
+            d_widths: vec![256, 128],
+            gan: Gan::Vanilla,
+        }
+    }
+}
+
+pub struct Apoda {
+    p: Params,
+    d: Discriminators,
+}
+
+impl Apoda {
+    pub fn new(p: Params, feature_channels: usize, device: &Device) -> Self {
+        let d = Discriminators::new(&["feat"], p.gan, || FcDiscriminator::pointwise(feature_channels, &p.d_widths, device));
+        Apoda { p, d }
+    }
+
+    /// The attack objective on features `f` (a leaf): the classifier's loss (CE on source,
+    /// entropy on target) plus λ_D × the discriminator's loss for the *other* domain's label.
+    pub fn attack_objective(&self, net: &SegNet, feats: &Feats, f: Tensor<4>, y: Option<&Tensor<3, Int>>, size: [usize; 2]) -> Tensor<1> {
+        let mut obj = Tensor::<1>::zeros([1], &f.device());
+        if self.p.attack_classifier {
+            let fk = Feats { main: f.clone(), aux: None, skips: feats.skips.iter().map(|s| s.clone().detach()).collect() };
+            let logits = upsample(net.classify_main(&fk), size);
+            obj = obj + match y {
+                Some(y) => cross_entropy(logits, y.clone()),
+                None => entropy_loss(probs(logits)),
+            };
+        }
+        if self.p.attack_discriminator {
+            let other = if y.is_some() { TARGET } else { SOURCE };
+            obj = obj + self.d.frozen_loss(0, f, other).mul_scalar(self.p.lambda_attack_d);
+        }
+        obj
+    }
+
+    /// The perturbation δ (detached): K normalised gradient-ascent steps of size ε/K.
+    pub fn perturbation(&self, net: &SegNet, feats: &Feats, y: Option<&Tensor<3, Int>>, size: [usize; 2]) -> Tensor<4> {
+        let base = feats.main.clone().detach();
+        let mut delta = base.zeros_like();
+        let steps = self.p.steps.max(1);
+        if self.p.epsilon == 0.0 || !(self.p.attack_classifier || self.p.attack_discriminator) {
+            return delta;
+        }
+        for _ in 0..steps {
+            let f = (base.clone() + delta.clone()).detach().require_grad();
+            let g = self.attack_objective(net, feats, f.clone(), y, size).backward();
+            let grad = f.grad(&g).expect("the attack objective depends on the features");
+            delta = delta + unit_per_position(grad).mul_scalar(self.p.epsilon / steps as f64);
+        }
+        delta.detach()
+    }
+}
+
+/// g / (‖g‖₂ + 1e-12), the norm taken over channels at each position.
+pub fn unit_per_position(g: Tensor<4>) -> Tensor<4> {
+    let norm = g.clone().powi_scalar(2).sum_dim(1).sqrt().add_scalar(1e-12);
+    g / norm
+}
+
+/// KL(p ‖ q) averaged over pixels, from logits; p is the (detached) reference.
+fn kl(p_logits: Tensor<4>, q_logits: Tensor<4>) -> Tensor<1> {
+    let [n, _, h, w] = p_logits.dims();
+    let lp = log_softmax(p_logits, 1).detach();
+    let lq = log_softmax(q_logits, 1);
+    (lp.clone().exp() * (lp - lq)).sum().div_scalar((n * h * w) as f64)
+}
+
+impl Method for Apoda {
+    fn name(&self) -> &'static str {
+        "apoda"
+    }
+    fn needs(&self) -> Needs {
+        Needs { source_ce: true, source: true, target: true, ..Default::default() }
+    }
+    fn losses(&mut self, step: &mut Step) -> Result<Terms> {
+        let (s, t) = (step.source_fwd(), step.target_fwd());
+        let (src, tgt) = (step.source.expect("source batch"), step.target.expect("target batch"));
+        let ys = src.y.as_ref().expect("labelled source");
+        let net = step.net;
+        // 1. attack (on detached features, in graphs of their own)
+        let ds = self.perturbation(net, &s.feats, Some(ys), src.size());
+        let dt = self.perturbation(net, &t.feats, None, tgt.size());
+        // 2. invariance: the perturbed features keep their gradient path to the extractor
+        let fs_p = Feats { main: s.feats.main.clone() + ds.clone(), ..s.feats.clone() };
+        let ft_p = Feats { main: t.feats.main.clone() + dt.clone(), ..t.feats.clone() };
+        let ls_p = upsample(net.classify_main(&fs_p), src.size());
+        let lt_p = upsample(net.classify_main(&ft_p), tgt.size());
+        let terms = vec![
+            ("apoda_pert_ce".to_string(), cross_entropy(ls_p, ys.clone()).mul_scalar(self.p.lambda_pert_ce)),
+            ("apoda_inv".to_string(), kl(t.up.main.clone(), lt_p).mul_scalar(self.p.lambda_inv)),
+            ("apoda_adv".to_string(), self.d.fool(0, t.feats.main.clone()).mul_scalar(self.p.lambda_adv)),
+        ];
+        // 3. D learns from clean and perturbed features of both domains
+        let fs = s.feats.main.clone().detach();
+        let ft = t.feats.main.clone().detach();
+        self.d.remember(0, Tensor::cat(vec![fs.clone(), fs + ds], 0), Tensor::cat(vec![ft.clone(), ft + dt], 0));
+        Ok(terms)
+    }
+    fn after_step(&mut self, a: &After) -> Result<Vec<(String, f64)>> {
+        Ok(self.d.update(a.lr_d, "apoda_"))
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        self.d.save(dir)
+    }
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        self.d.load(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::losses::value;
+    use crate::methods::Forward;
+    use crate::model::{BackboneKind, ModelConfig};
+
+    fn tiny(d: &Device) -> (SegNet, ModelConfig) {
+        let cfg = ModelConfig { backbone: BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, multi_level: false, ..Default::default() };
+        (SegNet::new(&cfg, d).unwrap(), cfg)
+    }
+
+    fn input(d: &Device) -> (Tensor<4>, Tensor<3, Int>) {
+        let x = Tensor::<4>::from_data(TensorData::new((0..3 * 32 * 48).map(|i| ((i as f32) * 0.13).sin()).collect::<Vec<_>>(), [1, 3, 32, 48]), d);
+        let y = Tensor::<3, Int>::from_data(TensorData::new((0..32 * 48).map(|i| if i % 7 == 0 { 255i64 } else { (i % 19) as i64 }).collect::<Vec<_>>(), [1, 32, 48]), d);
+        (x, y)
+    }
+
+    #[test]
+    fn perturbations_have_norm_epsilon_at_every_position() {
+        let d = Device::flex().autodiff();
+        let (net, cfg) = tiny(&d);
+        let a = Apoda::new(Params { epsilon: 0.7, steps: 1, ..Default::default() }, cfg.feature_channels(), &d);
+        let (x, y) = input(&d);
+        let f = Forward::run(&net, x);
+        for y in [Some(&y), None] {
+            let delta = a.perturbation(&net, &f.feats, y, [32, 48]);
+            let norms: Vec<f32> = delta.powi_scalar(2).sum_dim(1).sqrt().into_data().iter::<f32>().collect();
+            assert!(norms.iter().all(|n| (n - 0.7).abs() < 1e-4), "{norms:?}");
+        }
+    }
+
+    #[test]
+    fn epsilon_zero_reduces_to_the_unperturbed_losses() {
+        let d = Device::flex().autodiff();
+        let (net, cfg) = tiny(&d);
+        let mut a = Apoda::new(Params { epsilon: 0.0, ..Default::default() }, cfg.feature_channels(), &d);
+        let (x, y) = input(&d);
+        let src = crate::methods::DomainBatch { x: x.clone(), y: Some(y.clone()), names: vec![], indices: vec![] };
+        let tgt = crate::methods::DomainBatch { x: x.flip([3]), y: None, names: vec![], indices: vec![] };
+        let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
+        let clean_ce = value(&cross_entropy(step.source_fwd().up.main, y));
+        let terms = a.losses(&mut step).unwrap();
+        let get = |k: &str| value(&terms.iter().find(|t| t.0 == k).unwrap().1);
+        assert_eq!(get("apoda_pert_ce"), clean_ce);
+        assert_eq!(get("apoda_inv"), 0.0);
+    }
+
+    #[test]
+    fn feature_gradient_matches_finite_differences() {
+        let d = Device::flex().autodiff();
+        let (net, cfg) = tiny(&d);
+        let a = Apoda::new(Params::default(), cfg.feature_channels(), &d);
+        let (x, y) = input(&d);
+        let feats = net.features(x);
+        let f0: Vec<f32> = feats.main.clone().into_data().iter::<f32>().collect();
+        let shape = feats.main.dims();
+        for y in [Some(&y), None] {
+            let leaf = Tensor::<4>::from_data(TensorData::new(f0.clone(), shape), &d).require_grad();
+            let g = a.attack_objective(&net, &feats, leaf.clone(), y, [32, 48]).backward();
+            let grad: Vec<f32> = leaf.grad(&g).unwrap().into_data().iter::<f32>().collect();
+            let f = |v: &[f32]| -> f64 {
+                let t = Tensor::<4>::from_data(TensorData::new(v.to_vec(), shape), &d);
+                value(&a.attack_objective(&net, &feats, t, y, [32, 48]))
+            };
+            // the largest-gradient coordinates are the informative ones
+            let mut idx: Vec<usize> = (0..grad.len()).collect();
+            idx.sort_by(|&i, &j| grad[j].abs().total_cmp(&grad[i].abs()));
+            for &i in idx.iter().take(4) {
+                let h = 1e-2f32;
+                let (mut up, mut dn) = (f0.clone(), f0.clone());
+                up[i] += h;
+                dn[i] -= h;
+                let fd = (f(&up) - f(&dn)) / (2.0 * h as f64);
+                assert!((fd - grad[i] as f64).abs() <= 2e-2 * grad[i].abs() as f64 + 1e-5, "coordinate {i}: autodiff {} vs finite difference {fd}", grad[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_feature_discriminator_and_the_network_have_separate_gradients() {
+        let d = Device::flex().autodiff();
+        let (net, cfg) = tiny(&d);
+        let mut a = Apoda::new(Params::default(), cfg.feature_channels(), &d);
+        let (x, y) = input(&d);
+        let src = crate::methods::DomainBatch { x: x.clone(), y: Some(y), names: vec![], indices: vec![] };
+        let tgt = crate::methods::DomainBatch { x: x.flip([3]), y: None, names: vec![], indices: vec![] };
+        let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
+        let terms = a.losses(&mut step).unwrap();
+        let total = terms.into_iter().map(|t| t.1).reduce(|p, q| p + q).unwrap();
+        let mut g = total.backward();
+        assert!(burn::optim::GradientsParams::from_module(&mut g, &net).len() > 0);
+        assert_eq!(burn::optim::GradientsParams::from_module(&mut g, &a.d.levels[0].d).len(), 0);
+        let before: Vec<f32> = a.d.levels[0].d.convs[0].weight.val().into_data().iter::<f32>().collect();
+        a.after_step(&After { it: 0, lr_d: 1e-3 }).unwrap();
+        let after: Vec<f32> = a.d.levels[0].d.convs[0].weight.val().into_data().iter::<f32>().collect();
+        assert!(before != after, "the discriminator's own optimiser stepped it");
+    }
+}
