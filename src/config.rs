@@ -16,6 +16,10 @@ pub struct DataConfig {
     pub split: Split,
     /// Restrict to the images named in this file (one per line).
     pub list: Option<PathBuf>,
+    /// Keep only this many images, drawn with `subset_seed` (e.g. the few labelled target images
+    /// of a semi-supervised setting; the same draw as `[method.ass] labelled`).
+    pub subset: Option<usize>,
+    pub subset_seed: u64,
     /// [width, height] every image is resized to (the protocol sizes).
     pub resize: Option<[u32; 2]>,
     /// [width, height] of a random crop after resizing.
@@ -25,7 +29,18 @@ pub struct DataConfig {
 
 impl DataConfig {
     fn new(kind: DatasetKind, root: &str, split: Split, resize: [u32; 2]) -> Self {
-        DataConfig { kind, root: root.into(), split, list: None, resize: Some(resize), crop: None, flip: false }
+        DataConfig { kind, root: root.into(), split, list: None, subset: None, subset_seed: 0, resize: Some(resize), crop: None, flip: false }
+    }
+}
+
+impl DataConfig {
+    /// Open the dataset this section describes (list and subset applied).
+    pub fn open(&self) -> Result<crate::data::Dataset> {
+        let ds = crate::data::Dataset::open(self.kind, &self.root, self.split, self.list.as_deref())?;
+        Ok(match self.subset {
+            Some(n) => ds.subset(n, self.subset_seed),
+            None => ds,
+        })
     }
 }
 
@@ -146,10 +161,17 @@ impl Config {
 
     pub fn from_table(table: toml::Table) -> Result<Config> {
         let de = toml::Value::Table(table);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             Error::config(if key == "." { "(top level)".to_string() } else { key }, e.into_inner().to_string())
-        })
+        })?;
+        // "{seed}" in a weights path names the run of the same seed (e.g. LSE starting from
+        // the source-only run of its seed)
+        let seed = cfg.train.seed.to_string();
+        for p in [&mut cfg.train.init_from, &mut cfg.model.init].into_iter().flatten() {
+            *p = PathBuf::from(p.to_string_lossy().replace("{seed}", &seed));
+        }
+        Ok(cfg)
     }
 
     /// The resolved config, every default filled in, as TOML.
@@ -231,6 +253,15 @@ mod tests {
         let e = Config::from_table(t).unwrap_err().to_string();
         assert!(e.contains("eval.protocol") && e.contains("19, 16 or 13"), "{e}");
         assert!(apply_override(&mut toml::Table::new(), "novalue").is_err());
+    }
+
+    #[test]
+    fn seed_placeholders_in_weight_paths() {
+        let mut t = toml::Table::new();
+        apply_override(&mut t, "train.seed=3").unwrap();
+        apply_override(&mut t, "train.init_from=\"runs/so/seed{seed}/checkpoints/best\"").unwrap();
+        let c = Config::from_table(t).unwrap();
+        assert_eq!(c.train.init_from.unwrap(), PathBuf::from("runs/so/seed3/checkpoints/best"));
     }
 
     #[test]

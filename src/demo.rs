@@ -42,18 +42,21 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
     let cfg = Config::from_table(table)?;
     let run_dir = out.join("runs").join("source_only");
     ui::note(&format!("2/3 training source-only MobileNetV2-DeepLab for {} iterations on GTA5-like data", cfg.train.iters));
-    let resume = crate::engine::checkpoint::find(&run_dir, "last").is_some();
-    let summary = train(cfg, &TrainOptions { out: run_dir.clone(), resume, device, stop_after: None })?;
-    if summary.interrupted {
-        ui::note(&format!("stopped; continue with: segda train --out {} --resume", run_dir.display()));
-        return Ok(());
+    let previous = crate::engine::checkpoint::find(&run_dir, "last").and_then(|c| crate::engine::checkpoint::read_progress(&c).ok());
+    if previous.as_ref().is_some_and(|p| p.finished) {
+        ui::note(&format!("the demo run in {} is complete; showing its evaluation", run_dir.display()));
+    } else {
+        let summary = train(cfg, &TrainOptions { out: run_dir.clone(), resume: previous.is_some(), device, stop_after: None })?;
+        if summary.interrupted {
+            ui::note(&format!("stopped; continue with: segda demo --out {}", out.display()));
+            return Ok(());
+        }
     }
     ui::note("3/3 evaluation on the Cityscapes-like target (val)");
-    let last = summary.last.ok_or_else(|| Error::Other("the run finished without an evaluation".into()))?;
-    println!("\nSource-only on the synthetic target (Cityscapes-like val), per-class IoU:\n{}", last.table());
-    if let Some((it, m)) = summary.best {
-        println!("best mIoU {m:.2} at iteration {it}");
-    }
+    let last = crate::report::compare::RunScore::load(&run_dir, "latest")?;
+    let best = crate::report::compare::RunScore::load(&run_dir, "best")?;
+    println!("\nSource-only on the synthetic target (Cityscapes-like val), per-class IoU:\n{}", last.report.table());
+    println!("best mIoU {:.2} at iteration {}", best.report.miou, best.iter);
     println!("run directory: {}   ({:.0} s)", run_dir.display(), t0.elapsed().as_secs_f64());
     println!("next: segda train --config configs/synth/adaptsegnet.toml --out runs/adaptsegnet (see README)");
     Ok(())

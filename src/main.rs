@@ -144,7 +144,7 @@ fn run(cli: Cli) -> Result<i32> {
                 let mut set = a.set.clone();
                 set.push(format!("train.seed={seed}"));
                 let cfg = Config::load(&a.config, &set)?;
-                let done = checkpoint::find(&run, "last").and_then(|c| checkpoint::read_progress(&c).ok()).is_some_and(|p| p.iter >= cfg.train.iters);
+                let done = checkpoint::find(&run, "last").and_then(|c| checkpoint::read_progress(&c).ok()).is_some_and(|p| p.finished);
                 if done {
                     eprintln!("{}: already complete", run.display());
                 } else {

@@ -49,6 +49,7 @@ fn opts(out: &Path, resume: bool, stop_after: Option<u64>) -> TrainOptions {
 }
 
 fn assert_resume_is_exact(methods: &[&str]) {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let a = tmp.path().join("a");
@@ -69,7 +70,6 @@ fn assert_resume_is_exact(methods: &[&str]) {
 
 #[test]
 fn interrupted_and_resumed_equals_uninterrupted() {
-    let _serial = serial();
     assert_resume_is_exact(&["source_only"]);
 }
 
@@ -144,7 +144,6 @@ fn oracle_trains_on_labelled_target_only() {
 
 #[test]
 fn resume_is_exact_with_discriminators() {
-    let _serial = serial();
     assert_resume_is_exact(&["adaptsegnet"]);
 }
 
@@ -208,4 +207,27 @@ fn lse_runs_rounds_writes_pseudo_labels_and_resumes_mid_round() {
     train(tiny_config(&data, &["lse"], &extra), &opts(&b, true, None)).unwrap();
     assert!(weights(&a, &["lse"], &data) == weights(&b, &["lse"], &data), "weights differ after resuming mid-round");
     assert_eq!(train_losses(&a), train_losses(&b));
+}
+
+#[test]
+fn resume_is_exact_with_a_labelled_target_stream() {
+    assert_resume_is_exact(&["ass"]);
+}
+
+#[test]
+fn ass_uses_the_same_labelled_images_as_a_target_subset() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let run = tmp.path().join("ass");
+    let cfg = tiny_config(&data, &["ass"], &["method.ass.labelled=2", "method.ass.labelled_seed=4", "train.iters=2", "train.eval_every=2"]);
+    train(cfg.clone(), &opts(&run, false, None)).unwrap();
+    let listed: Vec<String> = std::fs::read_to_string(run.join("ass/labelled.txt")).unwrap().lines().map(String::from).collect();
+    let mut target = cfg.target.clone();
+    target.subset = Some(2);
+    target.subset_seed = 4;
+    let subset: Vec<String> = target.open().unwrap().items.into_iter().map(|i| i.name).collect();
+    assert_eq!(listed, subset);
+    let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(m.contains("ass_tgt_ce") && m.contains("ass_sem") && m.contains("ass_d_sem"), "{m}");
 }

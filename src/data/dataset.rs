@@ -102,6 +102,20 @@ impl Dataset {
         Ok(Dataset { kind, root: root.to_path_buf(), split, items })
     }
 
+    /// `n` images drawn without replacement by `seed` (kept in dataset order); all if n ≥ len.
+    pub fn subset(mut self, n: usize, seed: u64) -> Dataset {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        if n < self.items.len() {
+            let mut idx: Vec<usize> = (0..self.items.len()).collect();
+            idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            let mut keep = idx[..n].to_vec();
+            keep.sort_unstable();
+            self.items = keep.into_iter().map(|i| self.items[i].clone()).collect();
+        }
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

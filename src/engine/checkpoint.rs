@@ -17,6 +17,9 @@ pub struct Progress {
     pub target_pos: u64,
     pub best_miou: Option<f64>,
     pub best_iter: Option<u64>,
+    /// The run reached its end (not stopped by Ctrl-C or a limit).
+    #[serde(default)]
+    pub finished: bool,
     pub version: String,
 }
 

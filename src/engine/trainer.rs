@@ -51,7 +51,7 @@ pub struct RunSummary {
 }
 
 pub fn open_dataset(d: &DataConfig) -> Result<Dataset> {
-    Dataset::open(d.kind, &d.root, d.split, d.list.as_deref())
+    d.open()
 }
 
 fn augment(d: &DataConfig) -> Augment {
@@ -91,6 +91,9 @@ struct Streams {
 pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     let run = &opts.out;
     let last_ckpt = checkpoint::find(run, "last");
+    if let Some(p) = last_ckpt.as_ref().and_then(|c| checkpoint::read_progress(c).ok()).filter(|p| p.finished && opts.resume) {
+        return Err(Error::format(run, format!("this run finished at iteration {}; nothing to resume", p.iter)));
+    }
     if last_ckpt.is_some() && !opts.resume {
         return Err(Error::format(run, "this run already has checkpoints: pass --resume to continue it, or choose another --out"));
     }
@@ -247,6 +250,8 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         checkpoint::save(run, "last", &net, Some(&optim), &methods, &progress)?;
         pb.abandon_with_message(format!("stopped at iteration {}; checkpoint saved", progress.iter));
     } else {
+        progress.finished = true;
+        checkpoint::save(run, "last", &net, Some(&optim), &methods, &progress)?;
         pb.finish_with_message("done");
     }
     Ok(RunSummary {

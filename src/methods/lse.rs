@@ -85,7 +85,9 @@ struct State {
 pub struct Lse {
     p: Params,
     st: State,
-    target: Arc<Dataset>,
+    /// The target training set, opened on first use.
+    target_cfg: crate::config::DataConfig,
+    target: Option<Arc<Dataset>>,
     resize: Option<[u32; 2]>,
     normalize: Normalize,
     batch: usize,
@@ -98,11 +100,11 @@ pub struct Lse {
 
 impl Lse {
     pub fn new(p: Params, cfg: &Config, device: &Device) -> Result<Self> {
-        let target = Arc::new(Dataset::open(cfg.target.kind, &cfg.target.root, cfg.target.split, cfg.target.list.as_deref())?);
         Ok(Lse {
             p,
             st: State::default(),
-            target,
+            target_cfg: cfg.target.clone(),
+            target: None,
             resize: cfg.target.resize,
             normalize: cfg.model.normalize(),
             batch: cfg.train.batch,
@@ -112,6 +114,13 @@ impl Lse {
             loader: None,
             eval_now: false,
         })
+    }
+
+    fn target(&mut self) -> Result<Arc<Dataset>> {
+        if self.target.is_none() {
+            self.target = Some(Arc::new(self.target_cfg.open()?));
+        }
+        Ok(self.target.clone().expect("opened"))
     }
 
     fn proportion(&self, round: usize) -> f64 {
@@ -148,10 +157,11 @@ impl Lse {
         let p = self.proportion(self.st.round);
         let dir = Self::round_dir(run, self.st.round);
         let inf = net.valid();
+        let target = self.target()?;
         // pass 1: per-image class scores and normalised entropies
-        let pb = crate::ui::bar(self.target.len() as u64, &format!("lse r{}", self.st.round));
-        let mut stats = Vec::with_capacity(self.target.len());
-        self.predict_all(&inf, device, |_, _, s, _| {
+        let pb = crate::ui::bar(target.len() as u64, &format!("lse r{}", self.st.round));
+        let mut stats = Vec::with_capacity(target.len());
+        self.predict_all(&target, &inf, device, |_, _, s, _| {
             stats.push((s.score, s.mean_hn));
             pb.inc(1);
             Ok(())
@@ -167,17 +177,17 @@ impl Lse {
         let mut conf = Confusion::new(crate::data::classes::Protocol::P19);
         let (mut labelled, mut total) = (0u64, 0u64);
         let mut list = String::new();
-        self.predict_all(&inf, device, |i, img, s, gt| {
+        self.predict_all(&target, &inf, device, |i, img, s, gt| {
             if !chosen.contains(&i) {
                 return Ok(());
             }
             let pl = pseudo_label(&s.argmax, &s.hn, &th);
             let (w, h) = img;
             let map = GrayImage::from_raw(w, h, pl).expect("sizes match");
-            let name = &self.target.items[i].name;
+            let name = &target.items[i].name;
             crate::data::io::write_gray8(&dir.join("pseudo").join(format!("{name}.png")), &map)?;
             crate::data::io::write_rgb(&dir.join("preview").join(format!("{name}.png")), &crate::eval::predict::colorize(&map))?;
-            list.push_str(&format!("{name}\t{}\n", self.target.items[i].image.display()));
+            list.push_str(&format!("{name}\t{}\n", target.items[i].image.display()));
             labelled += map.pixels().filter(|p| p.0[0] != IGNORE).count() as u64;
             total += (w * h) as u64;
             if let Some(gt) = gt {
@@ -209,11 +219,11 @@ impl Lse {
 
     /// Predict every target image (network input size) and hand its statistics to `f`
     /// (index, (w, h), stats, ground truth at the same size if labelled).
-    fn predict_all(&self, net: &SegNet, device: &Device, mut f: impl FnMut(usize, (u32, u32), &ImageStats, Option<&[u8]>) -> Result<()>) -> Result<()> {
+    fn predict_all(&self, target: &Arc<Dataset>, net: &SegNet, device: &Device, mut f: impl FnMut(usize, (u32, u32), &ImageStats, Option<&[u8]>) -> Result<()>) -> Result<()> {
         let augment = Augment { resize: self.resize, crop: None, flip: false, upscale: None };
-        let labels = self.target.has_labels();
+        let labels = target.has_labels();
         let spec = LoaderSpec { batch: 1, augment, normalize: self.normalize, shuffle: false, labels, keep_label_size: false, seed: 0, prefetch: 2, once: true };
-        let mut loader = Loader::new(self.target.clone(), spec, 0);
+        let mut loader = Loader::new(target.clone(), spec, 0);
         while let Some(b) = loader.next() {
             let b = b?;
             let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);

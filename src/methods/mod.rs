@@ -4,6 +4,7 @@ pub mod adaptsegnet;
 pub mod adversarial;
 pub mod advent;
 pub mod apoda;
+pub mod ass;
 pub mod lse;
 mod source_only;
 
@@ -15,7 +16,7 @@ use burn::prelude::*;
 use std::path::Path;
 
 /// Names accepted in `methods = [...]`.
-pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse"];
+pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse", "ass"];
 
 /// What a method needs from the engine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -184,6 +185,7 @@ pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> 
             "adaptsegnet" => Box::new(adaptsegnet::AdaptSegNet::new(cfg.method_params(name)?, levels, device)),
             "advent" => Box::new(advent::AdvEnt::new(cfg.method_params(name)?, levels, device)),
             "minent" => Box::new(advent::MinEnt { p: cfg.method_params(name)? }),
+            "ass" => Box::new(ass::Ass::new(cfg.method_params(name)?, cfg, device)),
             "lse" => Box::new(lse::Lse::new(cfg.method_params(name)?, cfg, device)?),
             "apoda" => Box::new(apoda::Apoda::new(cfg.method_params(name)?, cfg.model.feature_channels(), device)),
             other => return Err(Error::config("methods", format!("unknown method `{other}`; known: {}", KNOWN.join(", ")))),
