@@ -15,6 +15,17 @@ pub fn upsample(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size(size))
 }
 
+/// Nearest-neighbour resize of a label map [N,h,w] to `size` = [H, W].
+pub fn resize_labels(y: Tensor<3, Int>, size: [usize; 2]) -> Tensor<3, Int> {
+    let [n, h, w] = y.dims();
+    if [h, w] == size {
+        return y;
+    }
+    interpolate(y.float().unsqueeze_dim::<4>(1), InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size))
+        .int()
+        .reshape([n, size[0], size[1]])
+}
+
 /// Per-pixel cross-entropy [N,H,W] and the validity mask (1 where target != 255) as floats.
 pub fn ce_per_pixel(logits: Tensor<4>, target: Tensor<3, Int>) -> (Tensor<3>, Tensor<3>) {
     let valid = target.clone().not_equal_elem(IGNORE);

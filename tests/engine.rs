@@ -231,3 +231,8 @@ fn ass_uses_the_same_labelled_images_as_a_target_subset() {
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert!(m.contains("ass_tgt_ce") && m.contains("ass_sem") && m.contains("ass_d_sem"), "{m}");
 }
+
+#[test]
+fn resume_is_exact_with_pivots_and_an_image_head() {
+    assert_resume_is_exact(&["pit"]);
+}

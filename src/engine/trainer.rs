@@ -210,14 +210,15 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
                 Some(acc) => acc + t,
             });
         }
-        if let Some(loss) = total_loss {
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(optim::net_lr(&cfg.train, it), net, grads);
+        let mut grads = total_loss.map(|loss| loss.backward());
+        if let Some(g) = grads.as_mut() {
+            let mine = GradientsParams::from_module(g, &net);
+            net = optim.step(optim::net_lr(&cfg.train, it), net, mine);
         }
-        let after = After { it, lr_d: optim::d_lr(&cfg.train, it) };
         let mut scalars = values;
         for m in methods.iter_mut() {
-            scalars.extend(m.after_step(&after)?);
+            let mut after = After { it, lr_d: optim::d_lr(&cfg.train, it), lr: optim::poly(cfg.train.lr, it, cfg.train.max_iters, cfg.train.power), grads: grads.as_mut() };
+            scalars.extend(m.after_step(&mut after)?);
         }
         progress.iter += 1;
         progress.source_pos = streams.source.as_ref().map_or(0, |l| l.position());

@@ -49,7 +49,7 @@ impl Method for AdaptSegNet {
         // D sees softmax maps; the network is pushed to make target maps look like source ones
         Ok(self.d.adapt(&s, &t, [self.p.lambda_adv_main, self.p.lambda_adv_aux], "adv", probs))
     }
-    fn after_step(&mut self, a: &After) -> Result<Vec<(String, f64)>> {
+    fn after_step(&mut self, a: &mut After) -> Result<Vec<(String, f64)>> {
         Ok(self.d.update(a.lr_d, ""))
     }
     fn save(&self, dir: &Path) -> Result<()> {

@@ -70,7 +70,7 @@ impl Method for AdvEnt {
         let (s, t) = (step.source_fwd(), step.target_fwd());
         Ok(self.d.adapt(&s, &t, [self.p.lambda_adv_main, self.p.lambda_adv_aux], "advent", entropy_map))
     }
-    fn after_step(&mut self, a: &After) -> Result<Vec<(String, f64)>> {
+    fn after_step(&mut self, a: &mut After) -> Result<Vec<(String, f64)>> {
         Ok(self.d.update(a.lr_d, "advent_"))
     }
     fn save(&self, dir: &Path) -> Result<()> {

@@ -148,7 +148,7 @@ impl Method for Apoda {
         self.d.remember(0, Tensor::cat(vec![fs.clone(), fs + ds], 0), Tensor::cat(vec![ft.clone(), ft + dt], 0));
         Ok(terms)
     }
-    fn after_step(&mut self, a: &After) -> Result<Vec<(String, f64)>> {
+    fn after_step(&mut self, a: &mut After) -> Result<Vec<(String, f64)>> {
         Ok(self.d.update(a.lr_d, "apoda_"))
     }
     fn save(&self, dir: &Path) -> Result<()> {
@@ -253,7 +253,7 @@ mod tests {
         assert!(burn::optim::GradientsParams::from_module(&mut g, &net).len() > 0);
         assert_eq!(burn::optim::GradientsParams::from_module(&mut g, &a.d.levels[0].d).len(), 0);
         let before: Vec<f32> = a.d.levels[0].d.convs[0].weight.val().into_data().iter::<f32>().collect();
-        a.after_step(&After { it: 0, lr_d: 1e-3 }).unwrap();
+        a.after_step(&mut After { it: 0, lr_d: 1e-3, lr: 0.0, grads: None }).unwrap();
         let after: Vec<f32> = a.d.levels[0].d.convs[0].weight.val().into_data().iter::<f32>().collect();
         assert!(before != after, "the discriminator's own optimiser stepped it");
     }

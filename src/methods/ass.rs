@@ -29,8 +29,8 @@ pub enum SemanticLevel {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Params {
-    /// Labelled target images (None = every target image: the "source + all target labels" setting).
-    pub labelled: Option<usize>,
+    /// Labelled target images (0 = every target image: the "source + all target labels" setting).
+    pub labelled: usize,
     /// Seed of the draw of labelled images (`target.subset_seed` draws the same ones).
     pub labelled_seed: u64,
     pub lambda_target_ce: f64,
@@ -48,7 +48,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            labelled: Some(100),
+            labelled: 100,
             labelled_seed: 0,
             lambda_target_ce: 1.0,
             lambda_adv_main: 0.001,
@@ -102,7 +102,7 @@ impl Ass {
     /// The labelled target images: the draw `target.subset` makes with the same N and seed.
     fn open_labelled(&mut self, run: &Path) -> Result<()> {
         let mut d = self.target_cfg.clone();
-        d.subset = self.p.labelled;
+        d.subset = (self.p.labelled > 0).then_some(self.p.labelled);
         d.subset_seed = self.p.labelled_seed;
         let ds = d.open()?;
         if !ds.has_labels() {
@@ -192,7 +192,7 @@ impl Method for Ass {
         }
         Ok(terms)
     }
-    fn after_step(&mut self, a: &super::After) -> Result<Vec<(String, f64)>> {
+    fn after_step(&mut self, a: &mut super::After) -> Result<Vec<(String, f64)>> {
         let mut out = self.global.update(a.lr_d, "");
         out.extend(self.semantic.update(a.lr_d, "ass_"));
         Ok(out)

@@ -6,6 +6,7 @@ pub mod advent;
 pub mod apoda;
 pub mod ass;
 pub mod lse;
+pub mod pit;
 mod source_only;
 
 use crate::config::Config;
@@ -16,7 +17,7 @@ use burn::prelude::*;
 use std::path::Path;
 
 /// Names accepted in `methods = [...]`.
-pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse", "ass"];
+pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse", "ass", "pit"];
 
 /// What a method needs from the engine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,10 +128,15 @@ pub struct Before<'a> {
 }
 
 /// What methods may use after the network's update.
-pub struct After {
+pub struct After<'a> {
     pub it: u64,
     /// The discriminators' learning rate for this iteration (poly-decayed `train.lr_d`).
     pub lr_d: f64,
+    /// The network's base learning rate for this iteration (heads use × `train.head_lr_mult`).
+    pub lr: f64,
+    /// What is left of the iteration's gradients after the network took its own: the gradients
+    /// of a method's trainable modules (e.g. a projection head) that took part in its terms.
+    pub grads: Option<&'a mut burn::tensor::Gradients>,
 }
 
 pub type Terms = Vec<(String, Tensor<1>)>;
@@ -153,7 +159,7 @@ pub trait Method {
         false
     }
     /// Update the method's own modules (discriminators, EMA teachers) after the network's step.
-    fn after_step(&mut self, _after: &After) -> Result<Vec<(String, f64)>> {
+    fn after_step(&mut self, _after: &mut After) -> Result<Vec<(String, f64)>> {
         Ok(vec![])
     }
     /// Persist / restore the method's state (auxiliary modules, optimisers) in a checkpoint.
@@ -185,6 +191,7 @@ pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> 
             "adaptsegnet" => Box::new(adaptsegnet::AdaptSegNet::new(cfg.method_params(name)?, levels, device)),
             "advent" => Box::new(advent::AdvEnt::new(cfg.method_params(name)?, levels, device)),
             "minent" => Box::new(advent::MinEnt { p: cfg.method_params(name)? }),
+            "pit" => Box::new(pit::Pit::new(cfg.method_params(name)?, cfg, device)),
             "ass" => Box::new(ass::Ass::new(cfg.method_params(name)?, cfg, device)),
             "lse" => Box::new(lse::Lse::new(cfg.method_params(name)?, cfg, device)?),
             "apoda" => Box::new(apoda::Apoda::new(cfg.method_params(name)?, cfg.model.feature_channels(), device)),

@@ -1,0 +1,406 @@
+//! PIT (seed 004): pivot interaction transfer with multi-level region expansion — a
+//! reconstruction (docs/methods/pit.md; Lv et al., CVPR 2020; no public code).
+//!
+//! Pivots are per-class embeddings shared across domains (EMA of source class centroids). The
+//! pixel–pivot relation (cosine similarity, softmax over classes) is assumed domain-invariant:
+//! it is trained as an extra segmentation branch on source and aligned across domains by a
+//! discriminator. Image-level categories (a multi-label head on pooled features, fused with the
+//! predicted areas) decide which classes a target image may contain; target pseudo-labels grow
+//! from confident seeds of those classes into neighbouring pixels related to the same pivot.
+use super::adversarial::Discriminators;
+use super::ass::class_mean_features;
+use super::{After, Method, Needs, Step, Terms};
+use crate::config::{Config, TrainConfig};
+use crate::data::classes::{IGNORE, NUM_CLASSES};
+use crate::error::{Error, IoContext, Result};
+use crate::losses::{cross_entropy, probs, upsample};
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    // image level
+    /// Train the image-level category head and use it to infer target categories.
+    pub image_head: bool,
+    pub lambda_image: f64,
+    /// A source class is "present" in an image above this pixel fraction.
+    pub min_fraction: f64,
+    /// Target class presence: w·σ(head) + (1 − w)·min(1, area / area_ref) ≥ present_threshold.
+    pub head_weight: f64,
+    pub area_ref: f64,
+    pub present_threshold: f64,
+    // pivots and interaction
+    pub pivot_momentum: f64,
+    /// Temperature of the relation softmax over classes (cosine / τ).
+    pub relation_temperature: f64,
+    /// The relation map as an extra segmentation branch (CE on source).
+    pub relation_branch: bool,
+    pub lambda_relation: f64,
+    /// Align relation maps across domains with a discriminator.
+    pub relation_adv: bool,
+    pub lambda_relation_adv: f64,
+    // region expansion
+    pub pseudo_labels: bool,
+    /// Grow seeds into neighbouring related pixels (false: confident seeds only).
+    pub region_expansion: bool,
+    pub seed_confidence: f64,
+    /// A neighbour joins class c when its relation probability to pivot c is at least this.
+    pub grow_threshold: f64,
+    pub lambda_pseudo: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            image_head: true,
+            lambda_image: 0.1,
+            min_fraction: 0.001,
+            head_weight: 0.5,
+            area_ref: 0.01,
+            present_threshold: 0.5,
+            pivot_momentum: 0.99,
+            relation_temperature: 0.1,
+            relation_branch: true,
+            lambda_relation: 0.1,
+            relation_adv: true,
+            lambda_relation_adv: 0.001,
+            pseudo_labels: true,
+            region_expansion: true,
+            seed_confidence: 0.9,
+            grow_threshold: 0.6,
+            lambda_pseudo: 1.0,
+        }
+    }
+}
+
+pub struct Pit {
+    p: Params,
+    head: Linear,
+    head_opt: ModuleOptimizer,
+    train: TrainConfig,
+    /// [K, C] pivots (rows of unseen classes stay zero) and whether each was seen.
+    pivots: Vec<Vec<f32>>,
+    seen: Vec<bool>,
+    channels: usize,
+    d: Discriminators,
+    /// Share of target pixels pseudo-labelled in the last batch (logged).
+    coverage: f64,
+}
+
+impl Pit {
+    pub fn new(p: Params, cfg: &Config, device: &Device) -> Self {
+        let channels = cfg.model.feature_channels();
+        Pit {
+            head: crate::model::layers::materialize(LinearConfig::new(channels, NUM_CLASSES).init(device)),
+            head_opt: crate::engine::optim::sgd(&cfg.train),
+            train: cfg.train.clone(),
+            pivots: vec![vec![0.0; channels]; NUM_CLASSES],
+            seen: vec![false; NUM_CLASSES],
+            channels,
+            d: Discriminators::output_space(1, NUM_CLASSES, super::adversarial::Gan::Vanilla, device),
+            coverage: 0.0,
+            p,
+        }
+    }
+
+    fn pivot_tensor(&self, device: &Device) -> Tensor<2> {
+        let flat: Vec<f32> = self.pivots.iter().flatten().copied().collect();
+        Tensor::from_data(TensorData::new(flat, [NUM_CLASSES, self.channels]), device)
+    }
+
+    /// Relation logits cos(F, pivot_c) / τ, [N, K, h, w].
+    fn relation(&self, f: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = f.dims();
+        let fn_ = f.clone() / f.powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        let pv = self.pivot_tensor(&fn_.device());
+        let pn = pv.clone() / pv.powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        let rel = pn.unsqueeze_dim::<3>(0).expand([n, NUM_CLASSES, c]).matmul(fn_.reshape([n, c, h * w]));
+        rel.reshape([n, NUM_CLASSES, h, w]).div_scalar(self.p.relation_temperature)
+    }
+
+    fn update_pivots(&mut self, f: Tensor<4>, y: Tensor<3, Int>) {
+        let (v, classes) = class_mean_features(f.detach(), y);
+        let vals: Vec<f32> = v.into_data().iter::<f32>().collect();
+        let m = self.p.pivot_momentum as f32;
+        for (i, &k) in classes.iter().enumerate() {
+            let row = &vals[i * self.channels..(i + 1) * self.channels];
+            if self.seen[k] {
+                for (p, &x) in self.pivots[k].iter_mut().zip(row) {
+                    *p = m * *p + (1.0 - m) * x;
+                }
+            } else {
+                self.pivots[k] = row.to_vec();
+                self.seen[k] = true;
+            }
+        }
+    }
+
+    /// Multi-hot image labels of a labelled batch ([N, K]; present above `min_fraction`).
+    fn multi_hot(&self, y: &Tensor<3, Int>) -> Tensor<2> {
+        let [n, h, w] = y.dims();
+        let ids: Vec<i64> = y.clone().into_data().iter::<i64>().collect();
+        let mut counts = vec![0f32; n * NUM_CLASSES];
+        for (i, &v) in ids.iter().enumerate() {
+            if (0..NUM_CLASSES as i64).contains(&v) {
+                counts[(i / (h * w)) * NUM_CLASSES + v as usize] += 1.0;
+            }
+        }
+        let min = (self.p.min_fraction * (h * w) as f64) as f32;
+        let hot: Vec<f32> = counts.iter().map(|&c| if c > min.max(0.0) && c > 0.0 { 1.0 } else { 0.0 }).collect();
+        Tensor::from_data(TensorData::new(hot, [n, NUM_CLASSES]), &y.device())
+    }
+
+    fn image_logits(&self, f: Tensor<4>) -> Tensor<2> {
+        let [n, c, _, _] = f.dims();
+        self.head.forward(f.mean_dim(3).mean_dim(2).reshape([n, c]))
+    }
+}
+
+/// Which classes each target image may contain: w·σ(head) + (1 − w)·min(1, area/area_ref).
+pub fn infer_present(head_prob: Option<&[f32]>, area: &[f32], w: f64, area_ref: f64, threshold: f64) -> Vec<bool> {
+    (0..area.len())
+        .map(|c| {
+            let a = (area[c] as f64 / area_ref).min(1.0);
+            let s = match head_prob {
+                Some(h) => w * h[c] as f64 + (1.0 - w) * a,
+                None => a,
+            };
+            s >= threshold
+        })
+        .collect()
+}
+
+/// Multi-level region expansion on one image (maps [K, h·w] row-major, width `w`):
+/// seeds = pixels whose argmax class is present and confident (image and pixel level); each
+/// seed region grows into 4-neighbours whose relation probability to the same pivot is at least
+/// `grow` (region level). Classes not present never appear.
+pub fn expand_regions(prob: &[f32], relation: &[f32], present: &[bool], w: usize, seed_conf: f32, grow: Option<f32>) -> Vec<u8> {
+    let k = present.len();
+    let hw = prob.len() / k;
+    let mut label = vec![IGNORE; hw];
+    let mut queue = VecDeque::new();
+    for i in 0..hw {
+        let (mut best, mut bp) = (0usize, f32::MIN);
+        for c in 0..k {
+            if prob[c * hw + i] > bp {
+                bp = prob[c * hw + i];
+                best = c;
+            }
+        }
+        if present[best] && bp >= seed_conf {
+            label[i] = best as u8;
+            queue.push_back(i);
+        }
+    }
+    let Some(grow) = grow else { return label };
+    let h = hw / w;
+    while let Some(i) = queue.pop_front() {
+        let c = label[i] as usize;
+        let (x, y) = (i % w, i / w);
+        let mut nb = Vec::with_capacity(4);
+        if x > 0 {
+            nb.push(i - 1);
+        }
+        if x + 1 < w {
+            nb.push(i + 1);
+        }
+        if y > 0 {
+            nb.push(i - w);
+        }
+        if y + 1 < h {
+            nb.push(i + w);
+        }
+        for j in nb {
+            if label[j] == IGNORE && relation[c * hw + j] >= grow {
+                label[j] = c as u8;
+                queue.push_back(j);
+            }
+        }
+    }
+    label
+}
+
+impl Method for Pit {
+    fn name(&self) -> &'static str {
+        "pit"
+    }
+    fn needs(&self) -> Needs {
+        Needs { source_ce: true, source: true, target: true, ..Default::default() }
+    }
+    fn losses(&mut self, step: &mut Step) -> Result<Terms> {
+        let (s, t) = (step.source_fwd(), step.target_fwd());
+        let (src, tgt) = (step.source.expect("source"), step.target.expect("target"));
+        let ys = src.y.clone().expect("labelled source");
+        self.update_pivots(s.feats.main.clone(), ys.clone());
+        let mut terms = Vec::new();
+        if self.p.image_head {
+            let logits = self.image_logits(s.feats.main.clone());
+            let z = self.multi_hot(&ys);
+            // BCE with logits against multi-hot labels
+            let bce = (logits.clone().clamp_min(0.0) - logits.clone() * z + logits.abs().neg().exp().log1p()).mean();
+            terms.push(("pit_image".to_string(), bce.mul_scalar(self.p.lambda_image)));
+        }
+        let (rs, rt) = (self.relation(s.feats.main.clone()), self.relation(t.feats.main.clone()));
+        if self.p.relation_branch {
+            terms.push(("pit_relation".to_string(), cross_entropy(upsample(rs.clone(), src.size()), ys).mul_scalar(self.p.lambda_relation)));
+        }
+        if self.p.relation_adv {
+            let (ms, mt) = (probs(upsample(rs, src.size())), probs(upsample(rt.clone(), tgt.size())));
+            terms.push(("pit_relation_adv".to_string(), self.d.fool(0, mt.clone()).mul_scalar(self.p.lambda_relation_adv)));
+            self.d.remember(0, ms, mt);
+        }
+        if self.p.pseudo_labels {
+            let [n, _, h, w] = t.logits.main.dims();
+            let pt: Vec<f32> = probs(t.logits.main.clone().detach()).into_data().iter::<f32>().collect();
+            let rel: Vec<f32> = probs(rt.detach()).into_data().iter::<f32>().collect();
+            let head: Option<Vec<f32>> = self.p.image_head.then(|| sigmoid(self.image_logits(t.feats.main.clone().detach())).into_data().iter::<f32>().collect());
+            let per = NUM_CLASSES * h * w;
+            let mut labels = Vec::with_capacity(n * h * w);
+            let mut kept = 0usize;
+            for i in 0..n {
+                let (p_i, r_i) = (&pt[i * per..(i + 1) * per], &rel[i * per..(i + 1) * per]);
+                let mut area = vec![0f32; NUM_CLASSES];
+                for px in 0..h * w {
+                    let c = (0..NUM_CLASSES).max_by(|&a, &b| p_i[a * h * w + px].total_cmp(&p_i[b * h * w + px])).expect("classes");
+                    area[c] += 1.0 / (h * w) as f32;
+                }
+                let hp = head.as_ref().map(|v| &v[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]);
+                let present = infer_present(hp, &area, self.p.head_weight, self.p.area_ref, self.p.present_threshold);
+                let grow = self.p.region_expansion.then_some(self.p.grow_threshold as f32);
+                let l = expand_regions(p_i, r_i, &present, w, self.p.seed_confidence as f32, grow);
+                kept += l.iter().filter(|&&v| v != IGNORE).count();
+                labels.extend(l.into_iter().map(|v| v as i64));
+            }
+            let small = Tensor::<3, Int>::from_data(TensorData::new(labels, [n, h, w]), &t.logits.main.device());
+            let [th, tw] = tgt.size();
+            let y = crate::losses::resize_labels(small, [th, tw]);
+            terms.push(("pit_pseudo".to_string(), cross_entropy(t.up.main.clone(), y).mul_scalar(self.p.lambda_pseudo)));
+            self.coverage = 100.0 * kept as f64 / (n * h * w) as f64;
+        }
+        Ok(terms)
+    }
+    fn after_step(&mut self, a: &mut After) -> Result<Vec<(String, f64)>> {
+        if self.p.image_head {
+            if let Some(g) = a.grads.as_deref_mut() {
+                let hg = GradientsParams::from_module(g, &self.head);
+                self.head = self.head_opt.step(a.lr * self.train.head_lr_mult, self.head.clone(), hg);
+            }
+        }
+        let mut out = if self.p.relation_adv { self.d.update(a.lr_d, "pit_") } else { vec![] };
+        if self.p.pseudo_labels {
+            out.push(("pit_coverage".to_string(), self.coverage));
+        }
+        Ok(out)
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        let p = dir.join("image_head.bpk");
+        self.head.clone().save_file(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        let p = dir.join("image_head_optim.bpk");
+        self.head_opt.save(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        let p = dir.join("pivots.json");
+        std::fs::write(&p, serde_json::to_string(&(&self.pivots, &self.seen)).expect("json")).at(&p)?;
+        self.d.save(dir)
+    }
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        let p = dir.join("image_head.bpk");
+        self.head = self.head.clone().try_load_file(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        let p = dir.join("image_head_optim.bpk");
+        let opt = std::mem::replace(&mut self.head_opt, crate::engine::optim::sgd(&self.train));
+        self.head_opt = opt.load(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        let p = dir.join("pivots.json");
+        let text = std::fs::read_to_string(&p).at(&p)?;
+        (self.pivots, self.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        self.d.load(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2 classes on a 5×3 map; class 1 is confident only at (0,0).
+    fn maps(rel1: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let hw = 15;
+        let mut prob = vec![0f32; 2 * hw];
+        for i in 0..hw {
+            prob[i] = 0.6; // class 0, not confident
+            prob[hw + i] = 0.4;
+        }
+        prob[0] = 0.05;
+        prob[hw] = 0.95;
+        let mut rel = vec![0f32; 2 * hw];
+        for i in 0..hw {
+            rel[hw + i] = rel1[i];
+            rel[i] = 1.0 - rel1[i];
+        }
+        (prob, rel)
+    }
+
+    #[test]
+    fn a_seed_grows_through_its_similar_region_and_stops_at_a_boundary() {
+        // relation to pivot 1: high in the left two columns (a connected region), low elsewhere;
+        // (4,2) is high too but not connected to the seed
+        #[rustfmt::skip]
+        let rel1 = [
+            0.9, 0.8, 0.1, 0.1, 0.1,
+            0.9, 0.7, 0.2, 0.1, 0.1,
+            0.8, 0.9, 0.1, 0.1, 0.9,
+        ];
+        let (prob, rel) = maps(&rel1);
+        let l = expand_regions(&prob, &rel, &[true, true], 5, 0.9, Some(0.6));
+        #[rustfmt::skip]
+        let want = [
+            1, 1, 255, 255, 255,
+            1, 1, 255, 255, 255,
+            1, 1, 255, 255, 255,
+        ];
+        assert_eq!(l, want);
+        // without expansion only the seed is labelled
+        let l = expand_regions(&prob, &rel, &[true, true], 5, 0.9, None);
+        assert_eq!(l.iter().filter(|&&v| v != IGNORE).count(), 1);
+    }
+
+    #[test]
+    fn the_image_head_is_trained_from_the_iterations_gradients() {
+        let d = Device::flex().autodiff();
+        let mut cfg = crate::config::Config::default();
+        cfg.model = crate::model::ModelConfig { backbone: crate::model::BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, ..Default::default() };
+        let net = crate::model::SegNet::new(&cfg.model, &d).unwrap();
+        let mut pit = Pit::new(Params::default(), &cfg, &d);
+        let x = Tensor::<4>::random([2, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
+        let y = Tensor::<3, Int>::from_data(TensorData::new((0..2 * 64 * 64).map(|i| ((i / 700) % 19) as i64).collect::<Vec<_>>(), [2, 64, 64]), &d);
+        let src = crate::methods::DomainBatch { x: x.clone(), y: Some(y), names: vec![], indices: vec![] };
+        let tgt = crate::methods::DomainBatch { x: x.flip([3]), y: None, names: vec![], indices: vec![] };
+        let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
+        let terms = pit.losses(&mut step).unwrap();
+        let names: Vec<&str> = terms.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(names, ["pit_image", "pit_relation", "pit_relation_adv", "pit_pseudo"]);
+        let mut g = terms.into_iter().map(|t| t.1).reduce(|a, b| a + b).unwrap().backward();
+        let _ = GradientsParams::from_module(&mut g, &net);
+        let before: Vec<f32> = pit.head.weight.val().into_data().iter::<f32>().collect();
+        pit.after_step(&mut After { it: 0, lr_d: 1e-4, lr: 0.01, grads: Some(&mut g) }).unwrap();
+        let after: Vec<f32> = pit.head.weight.val().into_data().iter::<f32>().collect();
+        assert!(before != after);
+        // pivots were set from the source batch's class means
+        assert!(pit.seen.iter().filter(|&&s| s).count() >= 5);
+    }
+
+    #[test]
+    fn classes_inferred_absent_never_appear() {
+        let rel1 = [0.9f32; 15];
+        let (prob, rel) = maps(&rel1);
+        let l = expand_regions(&prob, &rel, &[true, false], 5, 0.9, Some(0.6));
+        assert!(l.iter().all(|&v| v == IGNORE), "{l:?}");
+        // presence: head and area fused
+        let present = infer_present(Some(&[0.9, 0.1, 0.9]), &[0.0, 0.5, 0.02], 0.5, 0.01, 0.5);
+        assert_eq!(present, vec![false, true, true]);
+        assert_eq!(infer_present(None, &[0.0, 0.5], 0.5, 0.01, 0.5), vec![false, true]);
+    }
+}
