@@ -236,3 +236,22 @@ fn ass_uses_the_same_labelled_images_as_a_target_subset() {
 fn resume_is_exact_with_pivots_and_an_image_head() {
     assert_resume_is_exact(&["pit"]);
 }
+
+#[test]
+fn resume_is_exact_with_a_teacher_projection_head_and_memory() {
+    assert_resume_is_exact(&["t2s"]);
+}
+
+#[test]
+fn t2s_generalisation_never_opens_the_target_and_logs_class_weights() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let run = tmp.path().join("dg");
+    // the target's training images do not exist: domain generalisation must not need them
+    let cfg = tiny_config(&data, &["t2s"], &["method.t2s.domain_generalisation=true", "target.root=\"/nonexistent/target\""]);
+    train(cfg, &opts(&run, false, None)).unwrap();
+    let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(m.contains("\"pull\"") && m.contains("\"seg_style\"") && m.contains("\"w_road\""), "{m}");
+    assert!(!m.contains("\"mix\""), "DG has no mixed target images: {m}");
+}

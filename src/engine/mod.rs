@@ -2,6 +2,7 @@
 pub mod checkpoint;
 pub mod log;
 pub mod optim;
+pub mod step;
 pub mod tensorboard;
 pub mod trainer;
 

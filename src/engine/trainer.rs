@@ -9,11 +9,10 @@ use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::runner::{evaluate, EvalSpec};
 use crate::eval::EvalReport;
-use crate::losses::value;
-use crate::methods::{self, After, Before, DomainBatch, Needs, Step};
+use super::step::{iterate, Outcome};
+use crate::methods::{self, Before, DomainBatch, Needs};
 use crate::model::{import, SegNet};
 use crate::ui;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,47 +178,21 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         }
         let src = next(&mut streams.source, &device)?;
         let tgt = next(&mut streams.target, &device)?;
-        let mut step = Step::new(&net, it, seed, src.as_ref(), tgt.as_ref());
-        let mut terms = Vec::new();
-        if needs.source_ce {
-            let y = src.as_ref().and_then(|b| b.y.clone()).expect("labelled source");
-            terms.push(("seg_src".to_string(), step.source_fwd().seg_loss(&y, cfg.train.seg_aux_weight)));
-        }
-        if needs.target_ce {
-            let y = tgt.as_ref().and_then(|b| b.y.clone()).expect("labelled target");
-            terms.push(("seg_tgt".to_string(), step.target_fwd().seg_loss(&y, cfg.train.seg_aux_weight)));
-        }
-        for m in methods.iter_mut() {
-            terms.extend(m.losses(&mut step)?);
-        }
-        drop(step);
-        let values: Vec<(String, f64)> = terms.iter().map(|(k, t)| (k.clone(), value(t))).collect();
-        if let Some((k, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
-            pb.abandon();
-            return Err(Error::Other(format!(
-                "loss `{k}` is {v} at iteration {it}; stopped without saving. The last good checkpoint is {} (iteration {}). \
-                 Lower train.lr or check the data.",
-                checkpoint::dir(run, "last").display(),
-                last_ckpt_iter(run)
-            )));
-        }
-        let mut total_loss = None;
-        for (_, t) in terms {
-            total_loss = Some(match total_loss {
-                None => t,
-                Some(acc) => acc + t,
-            });
-        }
-        let mut grads = total_loss.map(|loss| loss.backward());
-        if let Some(g) = grads.as_mut() {
-            let mine = GradientsParams::from_module(g, &net);
-            net = optim.step(optim::net_lr(&cfg.train, it), net, mine);
-        }
-        let mut scalars = values;
-        for m in methods.iter_mut() {
-            let mut after = After { it, lr_d: optim::d_lr(&cfg.train, it), lr: optim::poly(cfg.train.lr, it, cfg.train.max_iters, cfg.train.power), grads: grads.as_mut() };
-            scalars.extend(m.after_step(&mut after)?);
-        }
+        let scalars = match iterate(net, &mut optim, &mut methods, needs, &cfg, it, src.as_ref(), tgt.as_ref())? {
+            Outcome::Stepped { net: n, scalars } => {
+                net = n;
+                scalars
+            }
+            Outcome::NonFinite { term, value } => {
+                pb.abandon();
+                return Err(Error::Other(format!(
+                    "loss `{term}` is {value} at iteration {it}; stopped without saving. The last good checkpoint is {} (iteration {}). \
+                     Lower train.lr or check the data.",
+                    checkpoint::dir(run, "last").display(),
+                    last_ckpt_iter(run)
+                )));
+            }
+        };
         progress.iter += 1;
         progress.source_pos = streams.source.as_ref().map_or(0, |l| l.position());
         progress.target_pos = streams.target.as_ref().map_or(0, |l| l.position());

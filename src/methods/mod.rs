@@ -7,7 +7,10 @@ pub mod apoda;
 pub mod ass;
 pub mod lse;
 pub mod pit;
+pub mod self_training;
 mod source_only;
+pub mod stylize;
+pub mod t2s;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -17,7 +20,7 @@ use burn::prelude::*;
 use std::path::Path;
 
 /// Names accepted in `methods = [...]`.
-pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse", "ass", "pit"];
+pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse", "ass", "pit", "selftrain", "t2s"];
 
 /// What a method needs from the engine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -191,6 +194,8 @@ pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> 
             "adaptsegnet" => Box::new(adaptsegnet::AdaptSegNet::new(cfg.method_params(name)?, levels, device)),
             "advent" => Box::new(advent::AdvEnt::new(cfg.method_params(name)?, levels, device)),
             "minent" => Box::new(advent::MinEnt { p: cfg.method_params(name)? }),
+            "selftrain" => Box::new(self_training::SelfTrain::new(cfg.method_params(name)?, cfg, device)),
+            "t2s" => Box::new(t2s::T2s::new(cfg.method_params(name)?, cfg, device)),
             "pit" => Box::new(pit::Pit::new(cfg.method_params(name)?, cfg, device)),
             "ass" => Box::new(ass::Ass::new(cfg.method_params(name)?, cfg, device)),
             "lse" => Box::new(lse::Lse::new(cfg.method_params(name)?, cfg, device)?),
