@@ -43,10 +43,48 @@ pub enum Cmd {
     ///
     /// Example: segda sweep --config configs/synth/advent.toml --seeds 3 --out runs/advent
     Sweep(SweepArgs),
+    /// Write one self-contained HTML page comparing runs: curves, per-class IoU by method,
+    /// predictions on target images. A directory without config.toml stands for its runs.
+    ///
+    /// Example: segda report runs/source_only runs/advent --out report.html --images 3
+    Report(ReportArgs),
     /// The whole pipeline on the built-in benchmark: synth → source-only → evaluate.
     ///
     /// Example: segda demo --out demo
     Demo(DemoArgs),
+    /// Time training steps and inference of the protocol networks (median of N, peak memory).
+    ///
+    /// Example: segda bench --net mobilenet_v2 --step train --iters 5 --json bench.json
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Networks to time (default: both).
+    #[arg(long = "net", value_enum)]
+    pub nets: Vec<segda::bench::Net>,
+    /// Steps to time (default: all).
+    #[arg(long = "step", value_enum)]
+    pub steps: Vec<segda::bench::StepKind>,
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Training input HEIGHTxWIDTH.
+    #[arg(long, default_value = "256x512")]
+    pub train_size: String,
+    /// Inference input HEIGHTxWIDTH.
+    #[arg(long, default_value = "512x1024")]
+    pub infer_size: String,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Also write the rows as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +250,21 @@ pub struct SweepArgs {
     pub seeds: u64,
     #[arg(long)]
     pub out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directories (or directories of runs, e.g. a sweep's output).
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, default_value = "report.html")]
+    pub out: PathBuf,
+    /// Validation images per run in the prediction grid (0: none).
+    #[arg(long, default_value_t = 3)]
+    pub images: usize,
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

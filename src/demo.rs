@@ -46,7 +46,7 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
     if previous.as_ref().is_some_and(|p| p.finished) {
         ui::note(&format!("the demo run in {} is complete; showing its evaluation", run_dir.display()));
     } else {
-        let summary = train(cfg, &TrainOptions { out: run_dir.clone(), resume: previous.is_some(), device, stop_after: None })?;
+        let summary = train(cfg, &TrainOptions { out: run_dir.clone(), resume: previous.is_some(), device: device.clone(), stop_after: None })?;
         if summary.interrupted {
             ui::note(&format!("stopped; continue with: segda demo --out {}", out.display()));
             return Ok(());
@@ -58,6 +58,8 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
     println!("\nSource-only on the synthetic target (Cityscapes-like val), per-class IoU:\n{}", last.report.table());
     println!("best mIoU {:.2} at iteration {}", best.report.miou, best.iter);
     println!("run directory: {}   ({:.0} s)", run_dir.display(), t0.elapsed().as_secs_f64());
+    let page = crate::report::write_report(std::slice::from_ref(&run_dir), &out.join("report.html"), &crate::report::ReportOptions { images: 3, device })?;
+    println!("report: {}", page.display());
     println!("next: segda train --config configs/synth/adaptsegnet.toml --out runs/adaptsegnet (see README)");
     Ok(())
 }

@@ -158,10 +158,44 @@ fn run(cli: Cli) -> Result<i32> {
                 runs.push(segda::report::compare::RunScore::load(&run, "best")?);
             }
             println!("{}", segda::report::compare::markdown(&runs, runs[0].report.protocol));
+            let dirs: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
+            let page = segda::report::write_report(&dirs, &a.out.join("report.html"), &segda::report::ReportOptions { images: 3, device: device(&a.device)? })?;
+            println!("report: {}", page.display());
+            Ok(0)
+        }
+        Cmd::Report(a) => {
+            let page = segda::report::write_report(&a.runs, &a.out, &segda::report::ReportOptions { images: a.images, device: device(&a.device)? })?;
+            println!("wrote {}", page.display());
             Ok(0)
         }
         Cmd::Demo(a) => segda::demo::run(&a.out, a.iters, device(&a.device)?).map(|_| 0).map_err(Into::into),
+        Cmd::Bench(a) => bench(a),
     }
+}
+
+fn bench(a: cli::BenchArgs) -> Result<i32> {
+    use segda::bench::{self, BenchOptions, Net, StepKind};
+    let size = |s: &str| -> Result<[usize; 2]> {
+        let (h, w) = s.split_once('x').ok_or_else(|| anyhow!("size `{s}`: expected HEIGHTxWIDTH, e.g. 512x1024"))?;
+        Ok([h.trim().parse().map_err(|_| anyhow!("size `{s}`: bad height"))?, w.trim().parse().map_err(|_| anyhow!("size `{s}`: bad width"))?])
+    };
+    let o = BenchOptions {
+        nets: if a.nets.is_empty() { vec![Net::MobilenetV2, Net::Resnet101] } else { a.nets.clone() },
+        steps: if a.steps.is_empty() { vec![StepKind::Train, StepKind::Adapt, StepKind::Apoda, StepKind::Infer] } else { a.steps.clone() },
+        batch: a.batch,
+        train_size: size(&a.train_size)?,
+        infer_size: size(&a.infer_size)?,
+        warmup: a.warmup,
+        iters: a.iters.max(1),
+        device: device(&a.device)?,
+    };
+    eprintln!("segda bench on {} ({} threads)", a.device, std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("{}", bench::header());
+    let rows = bench::run(&o, |r| println!("{}", bench::line(r)))?;
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&rows)?).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+    }
+    Ok(0)
 }
 
 /// The network of a run with the weights of one of its checkpoints, ready for inference.
@@ -274,14 +308,11 @@ fn compare(a: &cli::EvalArgs) -> Result<i32> {
     let runs = a.run.iter().map(|r| RunScore::load(r, which)).collect::<segda::Result<Vec<_>>>()?;
     let p = match a.protocol {
         Some(n) => protocol(n)?,
-        None => runs[0].report.protocol,
+        // the narrowest protocol among the runs (19 ⊃ 16 ⊃ 13): every run has scores for it
+        None => runs.iter().map(|r| r.report.protocol).min_by_key(|q| q.count()).expect("several runs"),
     };
     if a.json {
-        let v: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|r| serde_json::json!({"run": r.run, "method": r.group, "seed": r.seed, "iter": r.iter, "miou": segda::report::compare::miou_under(&r.report, p), "per_class": r.report.per_class, "pixel_acc": r.report.pixel_acc}))
-            .collect();
-        println!("{}", serde_json::to_string(&v)?);
+        println!("{}", segda::report::compare::json(&runs, p));
     } else {
         println!("{}", markdown(&runs, p));
         for extra in p.reported().iter().filter(|&&q| q != p) {

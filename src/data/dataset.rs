@@ -245,6 +245,19 @@ pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Items of a flat layout: every image of `dir` with these extensions, paired with
+/// `label_path(stem)` when the layout's label folder exists (`labelled`).
+pub fn paired_items(dir: &Path, exts: &[&str], labelled: bool, label_path: impl Fn(&str) -> PathBuf) -> Result<Vec<Item>> {
+    Ok(files_with_ext(dir, exts)?
+        .into_iter()
+        .map(|img| {
+            let name = stem(&img);
+            let label = labelled.then(|| label_path(&name));
+            Item { name, image: img, label }
+        })
+        .collect())
+}
+
 pub fn stem(p: &Path) -> String {
     p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }

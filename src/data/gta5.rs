@@ -1,7 +1,7 @@
 //! GTA5 ("Playing for Data"): `images/NNNNN.png` with `labels/NNNNN.png`, palette PNGs whose
 //! palette *index* is the Cityscapes labelId.
 use super::classes::{label_id_lut, NUM_LABEL_IDS};
-use super::dataset::{files_with_ext, map_ids, require_dir, stem, DecodedLabel, Item};
+use super::dataset::{map_ids, paired_items, require_dir, DecodedLabel, Item};
 use super::io;
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -18,14 +18,7 @@ pub fn list(root: &Path) -> Result<Vec<Item>> {
     let dir = root.join("images");
     require_dir(&dir, "GTA5 images/")?;
     let labelled = root.join("labels").is_dir();
-    Ok(files_with_ext(&dir, &["png", "jpg"])?
-        .into_iter()
-        .map(|img| {
-            let name = stem(&img);
-            let label = labelled.then(|| label_path(root, &name));
-            Item { name, image: img, label }
-        })
-        .collect())
+    paired_items(&dir, &["png", "jpg"], labelled, |name| label_path(root, name))
 }
 
 pub fn decode_label(bytes: &[u8]) -> Result<DecodedLabel, String> {

@@ -1,7 +1,7 @@
 //! SYNTHIA-RAND-CITYSCAPES: `RGB/NNNNNNN.png` with `GT/LABELS/NNNNNNN.png`, 16-bit RGB labels
 //! whose R channel is the SYNTHIA class id (G/B hold instance ids).
 use super::classes::{synthia_id_to_train_id, SYNTHIA_MAX_ID};
-use super::dataset::{files_with_ext, map_ids, require_dir, stem, DecodedLabel, Item};
+use super::dataset::{map_ids, paired_items, require_dir, DecodedLabel, Item};
 use super::io;
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -18,14 +18,7 @@ pub fn list(root: &Path) -> Result<Vec<Item>> {
     let dir = root.join("RGB");
     require_dir(&dir, "SYNTHIA images, RGB/")?;
     let labelled = root.join("GT").join("LABELS").is_dir();
-    Ok(files_with_ext(&dir, &["png"])?
-        .into_iter()
-        .map(|img| {
-            let name = stem(&img);
-            let label = labelled.then(|| label_path(root, &name));
-            Item { name, image: img, label }
-        })
-        .collect())
+    paired_items(&dir, &["png"], labelled, |name| label_path(root, name))
 }
 
 pub fn decode_label(bytes: &[u8]) -> Result<DecodedLabel, String> {

@@ -1,8 +1,9 @@
 //! Discriminators shared by the adversarial methods (AdaptSegNet, AdvEnt, APODA, …): one per
 //! level, each with its own Adam, the generator's term computed with D frozen, and D's update on
 //! detached maps (source = 0, target = 1).
+use super::state::{load_module, load_optim, save_module, save_optim};
 use super::{Forward, Terms};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::losses::bce_with_logits;
 use crate::model::discriminator::FcDiscriminator;
 use crate::model::layers::materialize;
@@ -108,21 +109,16 @@ impl Discriminators {
 
     pub fn save(&self, dir: &Path) -> Result<()> {
         for l in &self.levels {
-            let p = dir.join(format!("d_{}.bpk", l.name));
-            l.d.clone().save_file(&p).map_err(|e| Error::format(&p, e.to_string()))?;
-            let p = dir.join(format!("d_{}_optim.bpk", l.name));
-            l.opt.save(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+            save_module(&l.d, dir, &format!("d_{}", l.name))?;
+            save_optim(&l.opt, dir, &format!("d_{}_optim", l.name))?;
         }
         Ok(())
     }
 
     pub fn load(&mut self, dir: &Path) -> Result<()> {
         for l in &mut self.levels {
-            let p = dir.join(format!("d_{}.bpk", l.name));
-            l.d = l.d.clone().try_load_file(&p).map_err(|e| Error::format(&p, format!("cannot load discriminator: {e}")))?;
-            let p = dir.join(format!("d_{}_optim.bpk", l.name));
-            let opt = std::mem::replace(&mut l.opt, crate::engine::optim::adam_d());
-            l.opt = opt.load(&p).map_err(|e| Error::format(&p, format!("cannot load discriminator optimiser: {e}")))?;
+            l.d = load_module(l.d.clone(), dir, &format!("d_{}", l.name))?;
+            load_optim(&mut l.opt, crate::engine::optim::adam_d, dir, &format!("d_{}_optim", l.name))?;
         }
         Ok(())
     }

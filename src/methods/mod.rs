@@ -8,6 +8,7 @@ pub mod ass;
 pub mod lse;
 pub mod pit;
 pub mod self_training;
+pub mod state;
 mod source_only;
 pub mod stylize;
 pub mod t2s;

@@ -9,12 +9,12 @@
 //! from confident seeds of those classes into neighbouring pixels related to the same pivot.
 use super::adversarial::Discriminators;
 use super::ass::class_mean_features;
+use super::state::{load_module, load_optim, save_module, save_optim};
 use super::{After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
 use crate::error::{Error, IoContext, Result};
 use crate::losses::{cross_entropy, probs, upsample};
-use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -300,20 +300,15 @@ impl Method for Pit {
         Ok(out)
     }
     fn save(&self, dir: &Path) -> Result<()> {
-        let p = dir.join("image_head.bpk");
-        self.head.clone().save_file(&p).map_err(|e| Error::format(&p, e.to_string()))?;
-        let p = dir.join("image_head_optim.bpk");
-        self.head_opt.save(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        save_module(&self.head, dir, "image_head")?;
+        save_optim(&self.head_opt, dir, "image_head_optim")?;
         let p = dir.join("pivots.json");
         std::fs::write(&p, serde_json::to_string(&(&self.pivots, &self.seen)).expect("json")).at(&p)?;
         self.d.save(dir)
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let p = dir.join("image_head.bpk");
-        self.head = self.head.clone().try_load_file(&p).map_err(|e| Error::format(&p, e.to_string()))?;
-        let p = dir.join("image_head_optim.bpk");
-        let opt = std::mem::replace(&mut self.head_opt, crate::engine::optim::sgd(&self.train));
-        self.head_opt = opt.load(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        self.head = load_module(self.head.clone(), dir, "image_head")?;
+        load_optim(&mut self.head_opt, || crate::engine::optim::sgd(&self.train), dir, "image_head_optim")?;
         let p = dir.join("pivots.json");
         let text = std::fs::read_to_string(&p).at(&p)?;
         (self.pivots, self.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;

@@ -3,7 +3,7 @@
 //! images. `selftrain` is this base alone; T2S-DA adds its pull loss on top.
 use super::{Method, Needs, Step, Terms};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::losses::ce_per_pixel;
 use crate::model::SegNet;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -29,11 +29,14 @@ pub struct Params {
     pub jitter_p: f64,
     /// Gaussian blur probability (σ drawn in [0.15, 1.15] pixels).
     pub blur_p: f64,
+    /// Iterations of source-only training (the teacher follows) before target pseudo-labels are
+    /// used: short schedules from ImageNet weights otherwise reinforce the first, poor labels.
+    pub warmup: u64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { alpha: 0.999, pseudo_threshold: 0.968, lambda_mix: 1.0, jitter: 0.2, jitter_p: 0.8, blur_p: 0.5 }
+        Params { alpha: 0.999, pseudo_threshold: 0.968, lambda_mix: 1.0, jitter: 0.2, jitter_p: 0.8, blur_p: 0.5, warmup: 0 }
     }
 }
 
@@ -99,12 +102,13 @@ impl<M: Module> Ema<M> {
         self.net.as_ref().expect("the teacher is created at the first iteration")
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
-        self.get().clone().save_file(path).map_err(|e| Error::format(path, e.to_string()))
+    /// As `dir/NAME.bpk`.
+    pub fn save(&self, dir: &Path, name: &str) -> Result<()> {
+        super::state::save_module(self.get(), dir, name)
     }
 
-    pub fn load(&mut self, path: &Path, like: M) -> Result<()> {
-        self.net = Some(like.try_load_file(path).map_err(|e| Error::format(path, format!("cannot load the teacher: {e}")))?);
+    pub fn load(&mut self, dir: &Path, name: &str, like: M) -> Result<()> {
+        self.net = Some(super::state::load_module(like, dir, name)?);
         Ok(())
     }
 }
@@ -272,6 +276,11 @@ impl SelfTrain {
         Ok(SegNet::new(&self.model, &self.device)?.valid())
     }
 
+    /// Whether the target pseudo-label losses are on at this iteration.
+    pub fn active(&self, it: u64) -> bool {
+        it >= self.p.warmup
+    }
+
     pub fn update_teacher(&mut self, step: &Step) {
         self.teacher.update(step.net, ema_coefficient(self.p.alpha, step.it));
     }
@@ -303,14 +312,17 @@ impl Method for SelfTrain {
     }
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {
         self.update_teacher(step);
+        if !self.active(step.it) {
+            return Ok(vec![]);
+        }
         Ok(vec![("mix".to_string(), self.mix(step)?.loss)])
     }
     fn save(&self, dir: &Path) -> Result<()> {
-        self.teacher.save(&dir.join("teacher.bpk"))
+        self.teacher.save(dir, "teacher")
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
         let like = self.template()?;
-        self.teacher.load(&dir.join("teacher.bpk"), like)
+        self.teacher.load(dir, "teacher", like)
     }
 }
 

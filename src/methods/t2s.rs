@@ -12,6 +12,7 @@
 //! from randomly styled source views only.
 use super::self_training::{self, Ema, SelfTrain};
 use super::stylize::{self, Image, StyleKind, Stylizer};
+use super::state::{load_module, load_optim, save_module, save_optim};
 use super::{After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
@@ -334,7 +335,7 @@ impl Method for T2s {
 
         // UDA: the base's mixed-image loss; its confident target pixels become queries too
         let mut target_queries = None;
-        if !self.p.domain_generalisation {
+        if !self.p.domain_generalisation && self.base.active(step.it) {
             let mix = self.base.mix(step)?;
             terms.push(("mix".to_string(), mix.loss));
             let emb = self.head.forward(mix.feats.main);
@@ -420,14 +421,12 @@ impl Method for T2s {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        if !self.p.domain_generalisation || self.base.teacher.net.is_some() {
-            self.base.teacher.save(&dir.join("teacher.bpk"))?;
-            self.head_teacher.save(&dir.join("teacher_head.bpk"))?;
+        if self.base.teacher.net.is_some() {
+            self.base.teacher.save(dir, "teacher")?;
+            self.head_teacher.save(dir, "teacher_head")?;
         }
-        let p = dir.join("head.bpk");
-        self.head.clone().save_file(&p).map_err(|e| Error::format(&p, e.to_string()))?;
-        let p = dir.join("head_optim.bpk");
-        self.head_opt.save(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        save_module(&self.head, dir, "head")?;
+        save_optim(&self.head_opt, dir, "head_optim")?;
         let p = dir.join("state.json");
         let state = serde_json::json!({ "memory": self.memory, "weights": self.weights });
         std::fs::write(&p, serde_json::to_vec(&state).map_err(|e| Error::Other(e.to_string()))?).at(&p)
@@ -436,15 +435,12 @@ impl Method for T2s {
     fn load(&mut self, dir: &Path) -> Result<()> {
         if dir.join("teacher.bpk").is_file() {
             let like = self.base.template()?;
-            self.base.teacher.load(&dir.join("teacher.bpk"), like)?;
+            self.base.teacher.load(dir, "teacher", like)?;
             let like = ProjHead::new(self.channels, self.p.proj_hidden, self.p.proj_dim, &self.device).valid();
-            self.head_teacher.load(&dir.join("teacher_head.bpk"), like)?;
+            self.head_teacher.load(dir, "teacher_head", like)?;
         }
-        let p = dir.join("head.bpk");
-        self.head = self.head.clone().try_load_file(&p).map_err(|e| Error::format(&p, e.to_string()))?;
-        let p = dir.join("head_optim.bpk");
-        let opt = std::mem::replace(&mut self.head_opt, crate::engine::optim::sgd(&self.train));
-        self.head_opt = opt.load(&p).map_err(|e| Error::format(&p, e.to_string()))?;
+        self.head = load_module(self.head.clone(), dir, "head")?;
+        load_optim(&mut self.head_opt, || crate::engine::optim::sgd(&self.train), dir, "head_optim")?;
         let p = dir.join("state.json");
         let text = std::fs::read(&p).at(&p)?;
         #[derive(Deserialize)]

@@ -3,6 +3,7 @@ use burn::module::{Module, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
 
 /// Convolution with PyTorch's defaults: symmetric padding, Kaiming-uniform init.
 #[allow(clippy::too_many_arguments)]
@@ -43,8 +44,35 @@ impl ConvBn {
         ConvBn { conv, bn: bn(c, device) }
     }
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        conv_bn(&self.conv, &self.bn, x)
     }
+}
+
+/// `bn(conv(x))`. When the BatchNorm uses its running statistics (frozen, or at inference) it
+/// is an affine map per channel, folded into the convolution: conv(x, W·s) + (b·s + t) with
+/// s = γ/√(var + ε), t = β − mean·s. Four full-size element-wise passes (and their backward)
+/// become weight-sized ones; gradients still reach W (and γ, β where they are trained).
+pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => return bn.forward(conv.forward(x)),
+    };
+    if (x.device().is_autodiff() && bn.training.is_enabled()) || std::env::var_os("SEGDA_NO_FOLD").is_some() {
+        return bn.forward(conv.forward(x));
+    }
+    let device = x.device();
+    let var = bn.running_var.value().to_device(&device);
+    let mean = bn.running_mean.value().to_device(&device);
+    let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let mut shift = bn.beta.val() - mean * scale.clone();
+    if let Some(b) = &conv.bias {
+        shift = shift + b.val() * scale.clone();
+    }
+    let c = scale.dims()[0];
+    let weight = conv.weight.val() * scale.reshape([c, 1, 1, 1]);
+    let options = ConvOptions::new_with_padding(conv.stride, pad, conv.dilation, conv.groups);
+    burn::tensor::module::conv2d(x, weight, Some(shift), options)
 }
 
 pub fn relu(x: Tensor<4>) -> Tensor<4> {

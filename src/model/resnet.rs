@@ -1,6 +1,6 @@
 //! Dilated ResNet-{18,50,101} as in DeepLab-v2: layer3 dilation 2, layer4 dilation 4, output
 //! stride 8; the Caffe variant strides in the first 1×1 of a bottleneck, torchvision in the 3×3.
-use super::layers::{bn, conv, relu};
+use super::layers::{bn, conv, conv_bn, relu};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::nn::conv::Conv2d;
@@ -121,13 +121,13 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(ds) => ds.bn.forward(ds.conv.forward(x.clone())),
+            Some(ds) => conv_bn(&ds.conv, &ds.bn, x.clone()),
             None => x.clone(),
         };
-        let mut y = relu(self.bn1.forward(self.conv1.forward(x)));
-        y = self.bn2.forward(self.conv2.forward(y));
+        let mut y = relu(conv_bn(&self.conv1, &self.bn1, x));
+        y = conv_bn(&self.conv2, &self.bn2, y);
         if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
-            y = b3.forward(c3.forward(relu(y)));
+            y = conv_bn(c3, b3, relu(y));
         }
         relu(y + identity)
     }
@@ -147,7 +147,7 @@ pub struct ResNet {
 impl ResNet {
     /// (layer3, layer4) features.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let mut x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let mut x = self.maxpool.forward(relu(conv_bn(&self.conv1, &self.bn1, x)));
         for b in self.layer1.iter().chain(&self.layer2).chain(&self.layer3) {
             x = b.forward(x);
         }

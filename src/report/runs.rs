@@ -1,0 +1,123 @@
+//! What the report reads from a run directory: config, logged curves, stored evaluation, progress.
+use super::compare::RunScore;
+use crate::config::Config;
+use crate::engine::checkpoint::{self, Progress};
+use crate::engine::log::read_metrics;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+pub struct RunData {
+    pub dir: PathBuf,
+    /// Short name: the path below the runs' common parent.
+    pub label: String,
+    pub cfg: Config,
+    /// Loss term → (iteration, value), one value per iteration (a resumed run's latest).
+    pub losses: BTreeMap<String, Vec<(f64, f64)>>,
+    /// (iteration, mIoU) of every logged evaluation.
+    pub miou: Vec<(f64, f64)>,
+    /// `eval/best.json`, if the run has evaluated.
+    pub best: Option<RunScore>,
+    /// `checkpoints/last/progress.json`, if the run has saved a checkpoint.
+    pub progress: Option<Progress>,
+}
+
+impl RunData {
+    pub fn load(dir: &Path, label: String) -> Result<RunData> {
+        let cfg = Config::load(&dir.join("config.toml"), &[])?;
+        let mut losses: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+        let mut miou: BTreeMap<u64, f64> = BTreeMap::new();
+        // a run that has not logged yet has no metrics file: empty curves, not an error
+        let lines = if dir.join("metrics.jsonl").is_file() { read_metrics(dir)? } else { Vec::new() };
+        for v in &lines {
+            let Some(it) = v["iter"].as_u64() else { continue };
+            match v["kind"].as_str() {
+                Some("train") => {
+                    for (k, x) in v.as_object().into_iter().flatten() {
+                        if let (false, Some(x)) = (["iter", "kind", "lr"].contains(&k.as_str()), x.as_f64()) {
+                            losses.entry(k.clone()).or_default().insert(it, x);
+                        }
+                    }
+                }
+                Some("eval") => {
+                    if let Some(m) = v["miou"].as_f64() {
+                        miou.insert(it, m);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let best = if dir.join("eval/best.json").is_file() { Some(RunScore::load(dir, "best")?) } else { None };
+        let progress = checkpoint::find(dir, "last").map(|c| checkpoint::read_progress(&c)).transpose()?;
+        let points = |m: BTreeMap<u64, f64>| m.into_iter().map(|(i, v)| (i as f64, v)).collect();
+        Ok(RunData { dir: dir.to_path_buf(), label, cfg, losses: losses.into_iter().map(|(k, m)| (k, points(m))).collect(), miou: points(miou), best, progress })
+    }
+
+    /// The methods, joined with '+' (the grouping `compare` uses).
+    pub fn method(&self) -> String {
+        self.cfg.methods.join("+")
+    }
+}
+
+/// Resolve the command-line arguments to run directories: a directory with `config.toml` is a
+/// run; one without it stands for its subdirectories that have one (a sweep's `seedK`).
+pub fn run_dirs(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for a in args {
+        if !a.is_dir() {
+            return Err(Error::format(a, "not a directory (expected a run directory with config.toml)"));
+        }
+        if a.join("config.toml").is_file() {
+            out.push(a.clone());
+            continue;
+        }
+        let mut subs: Vec<PathBuf> = std::fs::read_dir(a).map_err(|e| Error::io(a, e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("config.toml").is_file()).collect();
+        if subs.is_empty() {
+            return Err(Error::format(a, "not a run directory: no config.toml here or in its subdirectories"));
+        }
+        subs.sort();
+        out.extend(subs);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.clone()));
+    Ok(out)
+}
+
+/// Labels: each path below the deepest directory all runs share (a lone run: its own name).
+pub fn labels(dirs: &[PathBuf]) -> Vec<String> {
+    let parts: Vec<Vec<String>> = dirs
+        .iter()
+        .map(|d| d.components().filter(|c| !matches!(c, Component::CurDir)).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect())
+        .collect();
+    let shortest = parts.iter().map(|p| p.len()).min().unwrap_or(0);
+    // keep at least the last component of every run
+    let mut common = (0..shortest.saturating_sub(1)).take_while(|&i| parts.iter().all(|p| p[i] == parts[0][i])).count();
+    if dirs.len() == 1 {
+        common = parts[0].len().saturating_sub(1);
+    }
+    parts.iter().map(|p| p[common.min(p.len().saturating_sub(1))..].join("/")).collect()
+}
+
+/// Load every run named on the command line (errors name the offending path).
+pub fn load_all(args: &[PathBuf]) -> Result<Vec<RunData>> {
+    let dirs = run_dirs(args)?;
+    if dirs.is_empty() {
+        return Err(Error::Other("no run directories given".into()));
+    }
+    dirs.iter().zip(labels(&dirs)).map(|(d, l)| RunData::load(d, l)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+    use std::path::PathBuf;
+
+    #[test]
+    fn labels_drop_the_shared_parent() {
+        let l = labels(&[PathBuf::from("runs/bench/so/seed1"), PathBuf::from("runs/bench/adv/seed1")]);
+        assert_eq!(l, ["so/seed1", "adv/seed1"]);
+        assert_eq!(labels(&[PathBuf::from("./demo/runs/source_only")]), ["source_only"]);
+        // one run inside another's directory keeps a non-empty name
+        assert_eq!(labels(&[PathBuf::from("a/b"), PathBuf::from("a/b/c")]), ["b", "b/c"]);
+    }
+}
