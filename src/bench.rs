@@ -171,30 +171,22 @@ pub fn header() -> String {
     format!("{:<13} {:<6} {:>5} {:>10} {:>10} {:>10} {:>10}", "net", "step", "batch", "size", "median s", "min s", "peak MiB")
 }
 
+/// The name a value has on the command line (`--net mobilenet_v2`).
+fn name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value().map_or(String::new(), |p| p.get_name().to_string())
+}
+
 pub fn line(r: &Row) -> String {
-    let name = |v: &dyn erased::Named| v.name();
     format!(
         "{:<13} {:<6} {:>5} {:>10} {:>10.4} {:>10.4} {:>10}",
-        name(&r.net),
-        name(&r.step),
+        name(r.net),
+        name(r.step),
         r.batch,
         format!("{}x{}", r.size[0], r.size[1]),
         r.median_s,
         r.min_s,
         r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}"))
     )
-}
-
-mod erased {
-    /// The snake_case name a value serialises to.
-    pub trait Named {
-        fn name(&self) -> String;
-    }
-    impl<T: serde::Serialize> Named for T {
-        fn name(&self) -> String {
-            serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        }
-    }
 }
 
 #[cfg(test)]

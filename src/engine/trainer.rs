@@ -108,16 +108,15 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
 
     // data
     let normalize = cfg.model.normalize();
-    let mk = |d: &DataConfig, labels: bool, stream_seed: u64| -> Result<Arc<Dataset>> {
+    let mk = |d: &DataConfig, labels: bool| -> Result<Arc<Dataset>> {
         let ds = open_dataset(d)?;
         if labels && !ds.has_labels() {
             return Err(Error::format(&d.root, "this method needs labels here, but the dataset has none"));
         }
-        let _ = stream_seed;
         Ok(Arc::new(ds))
     };
-    let src_ds = if needs.source { Some(mk(&cfg.source, needs.source_ce, 1)?) } else { None };
-    let tgt_ds = if needs.target { Some(mk(&cfg.target, needs.target_ce, 2)?) } else { None };
+    let src_ds = if needs.source { Some(mk(&cfg.source, needs.source_ce)?) } else { None };
+    let tgt_ds = if needs.target { Some(mk(&cfg.target, needs.target_ce)?) } else { None };
     let val_ds = open_dataset(&cfg.val)?;
 
     // network, optimiser, state

@@ -135,9 +135,14 @@ pub fn pseudo_labels(teacher: &SegNet, x: Tensor<4>, threshold: f64) -> Pseudo {
     let logits = crate::losses::upsample(teacher.forward(x).main, [h, w]);
     let p = softmax(logits, 1);
     let conf: Vec<f32> = p.clone().max_dim(1).into_data().iter::<f32>().collect();
-    let labels: Vec<u8> = p.argmax(1).into_data().iter::<i64>().map(|v| v as u8).collect();
+    let labels = label_bytes(p.argmax(1));
     let weight = (0..n).map(|i| conf[i * h * w..(i + 1) * h * w].iter().filter(|&&c| c as f64 >= threshold).count() as f32 / (h * w) as f32).collect();
     Pseudo { labels, conf, weight }
+}
+
+/// A label map's classes as bytes (trainIds and 255 fit), on the host.
+pub fn label_bytes<const D: usize>(y: Tensor<D, Int>) -> Vec<u8> {
+    y.into_data().iter::<i64>().map(|v| v as u8).collect()
 }
 
 /// ClassMix mask of one source label map: 1 where the pixel's class is among ceil(n/2) classes
@@ -281,8 +286,12 @@ impl SelfTrain {
         it >= self.p.warmup
     }
 
-    pub fn update_teacher(&mut self, step: &Step) {
-        self.teacher.update(step.net, ema_coefficient(self.p.alpha, step.it));
+    /// Update the teacher from the student; returns this iteration's EMA coefficient (for
+    /// methods that keep EMAs of their own modules in step with it).
+    pub fn update_teacher(&mut self, step: &Step) -> f64 {
+        let a = ema_coefficient(self.p.alpha, step.it);
+        self.teacher.update(step.net, a);
+        a
     }
 
     /// The mixed-image loss of this iteration (the teacher must be up to date).
@@ -291,7 +300,7 @@ impl SelfTrain {
         let size = tgt.size();
         let (xs, ys) = fit_to(src.x.clone(), src.y.clone().expect("labelled source"), size);
         let pseudo = pseudo_labels(self.teacher.get(), tgt.x.clone().inner(), self.p.pseudo_threshold);
-        let ys: Vec<u8> = ys.into_data().iter::<i64>().map(|v| v as u8).collect();
+        let ys = label_bytes(ys);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xC1A5_5000);
         rng.set_stream(step.it);
         let mixed = class_mix(&xs, &ys, &tgt.x, &pseudo, self.p.pseudo_threshold, &mut rng);

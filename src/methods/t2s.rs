@@ -231,10 +231,6 @@ fn pick(rows: Tensor<2>, idx: &[usize]) -> Tensor<2> {
     rows.select(0, Tensor::<1, Int>::from_data(TensorData::new(i, [idx.len()]), &device))
 }
 
-fn to_u8(y: Tensor<3, Int>) -> Vec<u8> {
-    y.into_data().iter::<i64>().map(|v| v as u8).collect()
-}
-
 pub struct T2s {
     p: Params,
     base: SelfTrain,
@@ -322,8 +318,7 @@ impl Method for T2s {
     }
 
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {
-        let a = self_training::ema_coefficient(self.p.base.alpha, step.it);
-        self.base.update_teacher(step);
+        let a = self.base.update_teacher(step);
         self.head_teacher.update(&self.head, a);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x7257_DA00);
         rng.set_stream(step.it);
@@ -331,7 +326,7 @@ impl Method for T2s {
         let src = step.source.expect("source");
         let ys = src.y.clone().expect("labelled source");
         let [n, _, h, w] = src.x.dims();
-        let ys_cpu = to_u8(ys.clone());
+        let ys_cpu = self_training::label_bytes(ys.clone());
 
         // UDA: the base's mixed-image loss; its confident target pixels become queries too
         let mut target_queries = None;
@@ -360,13 +355,14 @@ impl Method for T2s {
         }
         let emb = self.head.forward(feats.main);
         let [_, _, fh, fw] = emb.dims();
-        let q_labels = labels_at(&ys_cpu, n, [h, w], [fh, fw]);
+        // source labels at feature resolution: the queries' (stylised) and the keys' (original)
+        let labels_f = labels_at(&ys_cpu, n, [h, w], [fh, fw]);
 
         // the running class scores: the student's probability of the true class, per class
         let prob: Vec<f32> = softmax(logits.detach(), 1).into_data().iter::<f32>().collect();
         let (mut sum, mut cnt) = (vec![0f64; NUM_CLASSES], vec![0usize; NUM_CLASSES]);
         let fhw = fh * fw;
-        for (i, &c) in q_labels.iter().enumerate() {
+        for (i, &c) in labels_f.iter().enumerate() {
             if (c as usize) < NUM_CLASSES {
                 let (b, pix) = (i / fhw, i % fhw);
                 sum[c as usize] += prob[(b * NUM_CLASSES + c as usize) * fhw + pix] as f64;
@@ -382,9 +378,8 @@ impl Method for T2s {
 
         // keys: the teacher's embeddings of the original source, then this batch joins the memory
         let teacher_emb = self.head_teacher.get().forward(self.base.teacher.get().features(src.x.clone().inner()).main);
-        let k_labels = labels_at(&ys_cpu, n, [h, w], [fh, fw]);
-        let k_idx = Self::sample_per_class(&k_labels, |_| true, self.p.keys_per_class * n, &mut rng);
-        let k_cls: Vec<u8> = k_idx.iter().map(|&i| k_labels[i]).collect();
+        let k_idx = Self::sample_per_class(&labels_f, |_| true, self.p.keys_per_class * n, &mut rng);
+        let k_cls: Vec<u8> = k_idx.iter().map(|&i| labels_f[i]).collect();
         let batch_keys: Vec<f32> = pick(rows(teacher_emb), &k_idx).into_data().iter::<f32>().collect();
         let (mem, mem_cls) = self.memory.entries();
         let d = self.p.proj_dim;
@@ -396,9 +391,9 @@ impl Method for T2s {
 
         if !all_cls.is_empty() {
             let keys = Tensor::<2>::from_data(TensorData::new(all_keys, [all_cls.len(), d]), &self.device);
-            let q_idx = Self::sample(&q_labels, |_| true, self.p.queries, &mut rng);
+            let q_idx = Self::sample(&labels_f, |_| true, self.p.queries, &mut rng);
             let mut q = pick(rows(emb), &q_idx);
-            let mut q_cls: Vec<u8> = q_idx.iter().map(|&i| q_labels[i]).collect();
+            let mut q_cls: Vec<u8> = q_idx.iter().map(|&i| labels_f[i]).collect();
             if let Some((tq, tc)) = target_queries {
                 q = Tensor::cat(vec![q, tq], 0);
                 q_cls.extend(tc);
