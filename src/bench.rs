@@ -120,7 +120,7 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
     let mut times = Vec::with_capacity(o.iters);
     reset_peak_rss();
     if step == StepKind::Infer {
-        let net = SegNet::new(&cfg.model, &o.device)?.with_bn_mode(cfg.model.bn_mode()).valid();
+        let net = SegNet::new(&cfg.model, &o.device)?.with_bn_mode(cfg.model.bn_mode(false)).valid();
         let b = batch(o.batch, size, 0.0, &o.device);
         for i in 0..o.warmup + o.iters {
             let t = Instant::now();
@@ -135,7 +135,7 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
         let device = o.device.clone().autodiff();
         let mut methods = methods::build(&mut cfg, &device)?;
         let needs = methods.iter().fold(Needs::default(), |a, m| a.union(m.needs()));
-        let mut net = SegNet::new(&cfg.model, &device)?.with_bn_mode(cfg.model.bn_mode());
+        let mut net = SegNet::new(&cfg.model, &device)?.with_bn_mode(cfg.model.bn_mode(false));
         let mut opt = optim::sgd(&cfg.train);
         let src = batch(o.batch, size, 0.0, &device);
         let tgt = batch(o.batch, size, 1.0, &device);

@@ -20,6 +20,8 @@ pub struct DataConfig {
     /// of a semi-supervised setting; the same draw as `[method.ass] labelled`).
     pub subset: Option<usize>,
     pub subset_seed: u64,
+    /// Keep instead the images that draw leaves out (ASS sets it on its unlabelled stream).
+    pub subset_rest: bool,
     /// [width, height] every image is resized to (the protocol sizes).
     pub resize: Option<[u32; 2]>,
     /// [width, height] of a random crop after resizing.
@@ -29,7 +31,7 @@ pub struct DataConfig {
 
 impl DataConfig {
     fn new(kind: DatasetKind, root: &str, split: Split, resize: [u32; 2]) -> Self {
-        DataConfig { kind, root: root.into(), split, list: None, subset: None, subset_seed: 0, resize: Some(resize), crop: None, flip: false }
+        DataConfig { kind, root: root.into(), split, list: None, subset: None, subset_seed: 0, subset_rest: false, resize: Some(resize), crop: None, flip: false }
     }
 }
 
@@ -37,9 +39,10 @@ impl DataConfig {
     /// Open the dataset this section describes (list and subset applied).
     pub fn open(&self) -> Result<crate::data::Dataset> {
         let ds = crate::data::Dataset::open(self.kind, &self.root, self.split, self.list.as_deref())?;
-        Ok(match self.subset {
-            Some(n) => ds.subset(n, self.subset_seed),
-            None => ds,
+        Ok(match (self.subset, self.subset_rest) {
+            (Some(n), false) => ds.subset(n, self.subset_seed),
+            (Some(n), true) => ds.subset_rest(n, self.subset_seed),
+            (None, _) => ds,
         })
     }
 }
@@ -118,6 +121,9 @@ impl Default for EvalConfig {
 pub struct Config {
     /// Methods whose losses are added up, e.g. ["advent", "minent"].
     pub methods: Vec<String>,
+    /// The setting's label in reports and comparisons (default: the methods joined with '+'),
+    /// so that two settings of one method (e.g. T2S-DA's UDA and DG modes) stay apart.
+    pub name: Option<String>,
     pub source: DataConfig,
     pub target: DataConfig,
     /// Validation data (defaults to the target's val split).
@@ -133,6 +139,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             methods: vec!["source_only".into()],
+            name: None,
             source: DataConfig::new(DatasetKind::Gta5, "data/gta5", Split::All, [1280, 720]),
             target: DataConfig::default(),
             val: DataConfig::new(DatasetKind::Cityscapes, "data/cityscapes", Split::Val, [1024, 512]),
@@ -172,6 +179,11 @@ impl Config {
             *p = PathBuf::from(p.to_string_lossy().replace("{seed}", &seed));
         }
         Ok(cfg)
+    }
+
+    /// The setting's label: `name`, or the methods joined with '+'.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.methods.join("+"))
     }
 
     /// The resolved config, every default filled in, as TOML.

@@ -103,16 +103,27 @@ impl Dataset {
     }
 
     /// `n` images drawn without replacement by `seed` (kept in dataset order); all if n ≥ len.
-    pub fn subset(mut self, n: usize, seed: u64) -> Dataset {
+    pub fn subset(self, n: usize, seed: u64) -> Dataset {
+        self.keep_drawn(n, seed, true)
+    }
+
+    /// The images `subset(n, seed)` leaves out (the unlabelled rest of a semi-supervised split).
+    pub fn subset_rest(self, n: usize, seed: u64) -> Dataset {
+        self.keep_drawn(n, seed, false)
+    }
+
+    /// Keep the images a seeded draw of `n` picks (`picked`) or the others, in their order.
+    fn keep_drawn(mut self, n: usize, seed: u64, picked: bool) -> Dataset {
         use rand::seq::SliceRandom;
         use rand::SeedableRng;
-        if n < self.items.len() {
-            let mut idx: Vec<usize> = (0..self.items.len()).collect();
-            idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-            let mut keep = idx[..n].to_vec();
-            keep.sort_unstable();
-            self.items = keep.into_iter().map(|i| self.items[i].clone()).collect();
+        let mut idx: Vec<usize> = (0..self.items.len()).collect();
+        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let mut drawn = vec![false; self.items.len()];
+        for &i in idx.iter().take(n) {
+            drawn[i] = true;
         }
+        let items = std::mem::take(&mut self.items);
+        self.items = items.into_iter().zip(drawn).filter(|(_, d)| *d == picked).map(|(it, _)| it).collect();
         self
     }
 
@@ -273,6 +284,21 @@ pub fn require_dir(p: &Path, what: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subset_and_its_rest_partition_the_dataset() {
+        let items = (0..20).map(|i| Item { name: format!("{i:02}"), image: PathBuf::new(), label: None }).collect();
+        let ds = Dataset { kind: DatasetKind::Folder, root: PathBuf::new(), split: Split::Train, items };
+        let names = |d: Dataset| d.items.into_iter().map(|i| i.name).collect::<Vec<_>>();
+        let (picked, rest) = (names(ds.clone().subset(6, 3)), names(ds.clone().subset_rest(6, 3)));
+        assert_eq!((picked.len(), rest.len()), (6, 14));
+        assert!(picked.iter().all(|n| !rest.contains(n)));
+        // the same draw every time, and a different one for another seed
+        assert_eq!(names(ds.clone().subset(6, 3)), picked);
+        assert_ne!(names(ds.clone().subset(6, 4)), picked);
+        assert_eq!(names(ds.clone().subset(30, 3)).len(), 20);
+        assert!(names(ds.subset_rest(30, 3)).is_empty());
+    }
 
     #[test]
     fn list_entries_accept_the_common_spellings() {

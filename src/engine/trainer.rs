@@ -79,7 +79,7 @@ pub fn build_net(cfg: &Config, device: &Device, verbose: bool) -> Result<SegNet>
             ui::note(&report.to_string());
         }
     }
-    Ok(net.with_bn_mode(cfg.model.bn_mode()))
+    Ok(net.with_bn_mode(cfg.model.bn_mode(cfg.train.init_from.is_some())))
 }
 
 struct Streams {

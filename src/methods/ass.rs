@@ -99,11 +99,28 @@ impl Ass {
         }
     }
 
+    /// Make the trainer's target stream the unlabelled rest: every target image but the
+    /// labelled ones (with `labelled = 0` every image is labelled and the stream stays whole).
+    pub fn unlabelled_rest(p: &Params, target: &mut DataConfig) -> Result<()> {
+        if p.labelled == 0 {
+            return Ok(());
+        }
+        let rest = (Some(p.labelled), p.labelled_seed, true);
+        match (target.subset, target.subset_seed, target.subset_rest) {
+            (None, ..) => {}
+            already if already == rest => {}
+            _ => return Err(Error::config("target.subset", "ASS draws the labelled target images itself ([method.ass] labelled); leave target.subset unset")),
+        }
+        (target.subset, target.subset_seed, target.subset_rest) = rest;
+        Ok(())
+    }
+
     /// The labelled target images: the draw `target.subset` makes with the same N and seed.
     fn open_labelled(&mut self, run: &Path) -> Result<()> {
         let mut d = self.target_cfg.clone();
         d.subset = (self.p.labelled > 0).then_some(self.p.labelled);
         d.subset_seed = self.p.labelled_seed;
+        d.subset_rest = false;
         let ds = d.open()?;
         if !ds.has_labels() {
             return Err(Error::format(&d.root, "ASS needs labels for its labelled target images"));
@@ -244,6 +261,23 @@ mod tests {
         let (v2, c2) = class_mean_features(f2, Tensor::<3, Int>::from_data(TensorData::new(l2, [2, 4, 4]), &d));
         assert_eq!(c2, vec![5]);
         assert_eq!(v2.dims(), [1, 2]);
+    }
+
+    #[test]
+    fn the_unlabelled_stream_is_the_rest_of_the_labelled_draw() {
+        let p = Params { labelled: 50, labelled_seed: 7, ..Default::default() };
+        let mut t = DataConfig::default();
+        Ass::unlabelled_rest(&p, &mut t).unwrap();
+        assert_eq!((t.subset, t.subset_seed, t.subset_rest), (Some(50), 7, true));
+        // a resumed run's dumped config already says so
+        Ass::unlabelled_rest(&p, &mut t).unwrap();
+        // a user's own target.subset would silently change which images are labelled
+        let mut own = DataConfig { subset: Some(10), ..Default::default() };
+        assert!(Ass::unlabelled_rest(&p, &mut own).is_err());
+        // every image labelled: the stream stays whole
+        let mut all = DataConfig::default();
+        Ass::unlabelled_rest(&Params { labelled: 0, ..p }, &mut all).unwrap();
+        assert_eq!(all.subset, None);
     }
 
     #[test]

@@ -198,7 +198,12 @@ pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> 
             "selftrain" => Box::new(self_training::SelfTrain::new(cfg.method_params(name)?, cfg, device)),
             "t2s" => Box::new(t2s::T2s::new(cfg.method_params(name)?, cfg, device)),
             "pit" => Box::new(pit::Pit::new(cfg.method_params(name)?, cfg, device)),
-            "ass" => Box::new(ass::Ass::new(cfg.method_params(name)?, cfg, device)),
+            "ass" => {
+                let p: ass::Params = cfg.method_params(name)?;
+                let m = ass::Ass::new(p.clone(), cfg, device);
+                ass::Ass::unlabelled_rest(&p, &mut cfg.target)?;
+                Box::new(m)
+            }
             "lse" => Box::new(lse::Lse::new(cfg.method_params(name)?, cfg, device)?),
             "apoda" => Box::new(apoda::Apoda::new(cfg.method_params(name)?, cfg.model.feature_channels(), device)),
             other => return Err(Error::config("methods", format!("unknown method `{other}`; known: {}", KNOWN.join(", ")))),

@@ -73,7 +73,7 @@ pub struct ModelConfig {
     pub output_stride: usize,
     /// Channel multiplier (1.0 = the published network).
     pub width_mult: f64,
-    /// BatchNorm handling. Default: `frozen` when `init` is set, else `train`.
+    /// BatchNorm handling. Default: `frozen` when `init` or `train.init_from` is set, else `train`.
     pub bn: Option<BnMode>,
     /// ResNet bottleneck stride in the 1×1 conv (Caffe DeepLab weights) instead of the 3×3
     /// (torchvision weights).
@@ -118,7 +118,27 @@ impl ModelConfig {
         }
     }
 
-    pub fn bn_mode(&self) -> BnMode {
-        self.bn.unwrap_or(if self.init.is_some() { BnMode::Frozen } else { BnMode::Train })
+    /// `bn`, or by default frozen when the network starts from trained weights (`model.init`,
+    /// or another run's checkpoint: `started_from_run`) and trained otherwise. Statistics of
+    /// batches of 1–2 would overwrite the trained ones within a few iterations.
+    pub fn bn_mode(&self, started_from_run: bool) -> BnMode {
+        self.bn.unwrap_or(if self.init.is_some() || started_from_run { BnMode::Frozen } else { BnMode::Train })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batchnorm_is_frozen_by_default_whenever_training_starts_from_weights() {
+        let scratch = ModelConfig::default();
+        assert_eq!(scratch.bn_mode(false), BnMode::Train);
+        // continuing another run (e.g. adaptation from the source-only model) keeps its statistics
+        assert_eq!(scratch.bn_mode(true), BnMode::Frozen);
+        let pretrained = ModelConfig { init: Some("w.safetensors".into()), ..Default::default() };
+        assert_eq!(pretrained.bn_mode(false), BnMode::Frozen);
+        let explicit = ModelConfig { bn: Some(BnMode::FrozenAffine), ..Default::default() };
+        assert_eq!(explicit.bn_mode(true), BnMode::FrozenAffine);
     }
 }

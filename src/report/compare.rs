@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct RunScore {
     pub run: PathBuf,
-    /// Runs with the same group are seeds of one setting (the methods, joined with '+').
+    /// Runs with the same group are seeds of one setting (`Config::label`).
     pub group: String,
     pub seed: u64,
     pub iter: u64,
@@ -24,7 +24,7 @@ impl RunScore {
         let text = std::fs::read_to_string(&p).at(&p)?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
         let report: EvalReport = serde_json::from_value(v.clone()).map_err(|e| Error::format(&p, e.to_string()))?;
-        Ok(RunScore { run: run.to_path_buf(), group: cfg.methods.join("+"), seed: cfg.train.seed, iter: v["iter"].as_u64().unwrap_or(0), report })
+        Ok(RunScore { run: run.to_path_buf(), group: cfg.label(), seed: cfg.train.seed, iter: v["iter"].as_u64().unwrap_or(0), report })
     }
 }
 

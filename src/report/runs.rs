@@ -53,9 +53,9 @@ impl RunData {
         Ok(RunData { dir: dir.to_path_buf(), label, cfg, losses: losses.into_iter().map(|(k, m)| (k, points(m))).collect(), miou: points(miou), best, progress })
     }
 
-    /// The methods, joined with '+' (the grouping `compare` uses).
+    /// The setting's label (the grouping `compare` uses).
     pub fn method(&self) -> String {
-        self.cfg.methods.join("+")
+        self.cfg.label()
     }
 }
 
