@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarise runs/bench/<method>/seed*/metrics.jsonl: per method, the final and the best val mIoU
+"""Summarise runs/bench/<method>/seed*/metrics.jsonl (or runs/adapt/...): per method, the final and the best val mIoU
 (mean ± std over seeds, with the seeds' values), as a Markdown table for docs/benchmarks.md.
 Usage: python3 scripts/bench_table.py [runs/bench] [METHOD ...]"""
 import json, os, statistics, sys
@@ -12,7 +12,7 @@ def ms(v):
     if len(v) == 1:
         return f"{v[0]:.2f}"
     return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
-print("| method | seeds | final mIoU (iter 800) | best mIoU | per seed: final / best |")
+print("| method | seeds | final mIoU | best mIoU | per seed: final / best |")
 print("|---|---|---|---|---|")
 for m in only or sorted(os.listdir(root)):
     final, best, cells = [], [], []

@@ -248,6 +248,10 @@ pub struct SweepArgs {
     /// Number of seeds: runs use train.seed = 1..=N, in OUT/seedK.
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
+    /// Run only this one of the seeds (to spread a sweep over processes); finished seeds are
+    /// skipped and interrupted ones resumed either way.
+    #[arg(long, value_name = "K")]
+    pub only: Option<u64>,
     #[arg(long)]
     pub out: PathBuf,
     #[arg(long, default_value = "cpu")]

@@ -166,8 +166,11 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Sweep(a) => {
+            if a.only.is_some_and(|k| k < 1 || k > a.seeds) {
+                bail!("--only must name one of the seeds 1..={}", a.seeds);
+            }
             let mut runs = Vec::new();
-            for seed in 1..=a.seeds {
+            for seed in (1..=a.seeds).filter(|s| a.only.is_none_or(|k| k == *s)) {
                 let run = a.out.join(format!("seed{seed}"));
                 let mut set = a.set.clone();
                 set.push(format!("train.seed={seed}"));
@@ -186,6 +189,9 @@ fn run(cli: Cli) -> Result<i32> {
                 runs.push(segda::report::compare::RunScore::load(&run, "best")?);
             }
             println!("{}", segda::report::compare::markdown(&runs, runs[0].report.protocol));
+            if a.only.is_some() {
+                return Ok(0); // one seed of several: the report waits for the whole sweep
+            }
             let dirs: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
             let page = segda::report::write_report(&dirs, &a.out.join("report.html"), &segda::report::ReportOptions { images: 3, device: device(&a.device)? })?;
             println!("report: {}", page.display());

@@ -238,3 +238,22 @@ fn sweep_ends_by_writing_the_report() {
     assert!(html.contains("2 runs · 1 method") && html.contains("seed2"));
     assert_eq!(html.matches("<img src=\"data:image/png").count(), 2 * 3 * 4);
 }
+
+#[test]
+fn sweep_only_runs_the_named_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let cfg = tmp.path().join("exp.toml");
+    std::fs::write(&cfg, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml()).unwrap();
+    let out = tmp.path().join("sweep");
+    let run = |only: &str| segda().args(["sweep", "--seeds", "3", "--only", only, "--config"]).arg(&cfg).arg("--out").arg(&out).output().unwrap();
+    let o = run("2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("seed2/checkpoints/last").is_dir());
+    assert!(!out.join("seed1").exists() && !out.join("seed3").exists());
+    // a finished seed is skipped, a seed outside 1..=N is an error
+    let again = run("2");
+    assert!(again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already complete"));
+    let bad = run("4");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--only"));
+}
