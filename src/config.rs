@@ -39,11 +39,18 @@ impl DataConfig {
     /// Open the dataset this section describes (list and subset applied).
     pub fn open(&self) -> Result<crate::data::Dataset> {
         let ds = crate::data::Dataset::open(self.kind, &self.root, self.split, self.list.as_deref())?;
-        Ok(match (self.subset, self.subset_rest) {
+        let total = ds.len();
+        let ds = match (self.subset, self.subset_rest) {
             (Some(n), false) => ds.subset(n, self.subset_seed),
             (Some(n), true) => ds.subset_rest(n, self.subset_seed),
             (None, _) => ds,
-        })
+        };
+        if ds.is_empty() {
+            let which = if self.subset_rest { "what a draw of" } else { "a draw of" };
+            let rest = if self.subset_rest { " leaves" } else { "" };
+            return Err(Error::format(&self.root, format!("no images selected: {which} {}{rest} of the {total} images", self.subset.unwrap_or(0))));
+        }
+        Ok(ds)
     }
 }
 

@@ -166,3 +166,15 @@ fn ground_truth_scored_against_itself_is_100() {
     assert_eq!(v["protocol"], 19);
     assert!(v["per_class"]["road"].as_f64().is_some());
 }
+
+#[test]
+fn a_subset_that_selects_nothing_is_an_error_naming_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let root = data.join("cityscapes");
+    let mut d = segda::config::DataConfig { root: root.clone(), subset: Some(50), subset_rest: true, ..Default::default() };
+    let e = d.open().unwrap_err().to_string();
+    assert!(e.contains(&root.display().to_string()) && e.contains("no images selected"), "{e}");
+    d.subset = Some(2);
+    assert_eq!(d.open().unwrap().len(), 4, "the rest of a draw of 2 of the 6 train images");
+}

@@ -100,9 +100,11 @@ impl Ass {
     }
 
     /// Make the trainer's target stream the unlabelled rest: every target image but the
-    /// labelled ones (with `labelled = 0` every image is labelled and the stream stays whole).
-    pub fn unlabelled_rest(p: &Params, target: &mut DataConfig) -> Result<()> {
-        if p.labelled == 0 {
+    /// labelled ones (with `labelled = 0`, or at least as many as there are images, every image
+    /// is labelled and the stream stays whole).
+    /// `images` counts the target images (opened only when needed).
+    pub fn unlabelled_rest(p: &Params, target: &mut DataConfig, images: impl FnOnce(&DataConfig) -> Result<usize>) -> Result<()> {
+        if p.labelled == 0 || target.subset.is_none() && p.labelled >= images(target)? {
             return Ok(());
         }
         let rest = (Some(p.labelled), p.labelled_seed, true);
@@ -267,16 +269,19 @@ mod tests {
     fn the_unlabelled_stream_is_the_rest_of_the_labelled_draw() {
         let p = Params { labelled: 50, labelled_seed: 7, ..Default::default() };
         let mut t = DataConfig::default();
-        Ass::unlabelled_rest(&p, &mut t).unwrap();
+        Ass::unlabelled_rest(&p, &mut t, |_| Ok(200)).unwrap();
         assert_eq!((t.subset, t.subset_seed, t.subset_rest), (Some(50), 7, true));
         // a resumed run's dumped config already says so
-        Ass::unlabelled_rest(&p, &mut t).unwrap();
+        Ass::unlabelled_rest(&p, &mut t, |_| Ok(200)).unwrap();
         // a user's own target.subset would silently change which images are labelled
         let mut own = DataConfig { subset: Some(10), ..Default::default() };
-        assert!(Ass::unlabelled_rest(&p, &mut own).is_err());
+        assert!(Ass::unlabelled_rest(&p, &mut own, |_| Ok(200)).is_err());
         // every image labelled: the stream stays whole
         let mut all = DataConfig::default();
-        Ass::unlabelled_rest(&Params { labelled: 0, ..p }, &mut all).unwrap();
+        Ass::unlabelled_rest(&Params { labelled: 0, ..p.clone() }, &mut all, |_| Ok(200)).unwrap();
+        assert_eq!(all.subset, None);
+        // as many labelled images as there are: the same
+        Ass::unlabelled_rest(&p, &mut all, |_| Ok(50)).unwrap();
         assert_eq!(all.subset, None);
     }
 
