@@ -159,11 +159,10 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Read a TOML file and apply `key=value` overrides.
+    /// Read a TOML file (with the files its `base` chain names under it) and apply `key=value`
+    /// overrides.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        let text = std::fs::read_to_string(path).at(path)?;
-        let mut table: toml::Table =
-            toml::from_str(&text).map_err(|e| Error::format(path, format!("not valid TOML: {}", e.message())))?;
+        let mut table = read_with_bases(path, &mut Vec::new())?;
         for o in overrides {
             apply_override(&mut table, o)?;
         }
@@ -208,6 +207,40 @@ impl Config {
             self.method.insert(name.to_string(), t);
         }
         Ok(params)
+    }
+}
+
+/// A TOML file whose `base = "other.toml"` (relative to the file) names the experiment it
+/// differs from: the base's table, recursively, with this file's keys merged over it (tables
+/// key by key, any other value replaced), so a file states only what differs.
+fn read_with_bases(path: &Path, chain: &mut Vec<PathBuf>) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| Error::format(path, format!("not valid TOML: {}", e.message())))?;
+    let Some(base) = table.remove("base") else { return Ok(table) };
+    let toml::Value::String(base) = base else { return Err(Error::format(path, "`base` must be a path string, e.g. base = \"source_only.toml\"")) };
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if chain.contains(&key) {
+        return Err(Error::format(path, format!("`base` chain loops back to this file (via {base})")));
+    }
+    chain.push(key);
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(&base);
+    if !base_path.is_file() {
+        return Err(Error::format(path, format!("`base = \"{base}\"`: no such file {}", base_path.display())));
+    }
+    let mut merged = read_with_bases(&base_path, chain)?;
+    merge(&mut merged, table);
+    Ok(merged)
+}
+
+/// `over`'s keys into `into`: tables merge key by key, any other value replaces.
+fn merge(into: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
     }
 }
 
@@ -281,6 +314,31 @@ mod tests {
         apply_override(&mut t, "train.init_from=\"runs/so/seed{seed}/checkpoints/best\"").unwrap();
         let c = Config::from_table(t).unwrap();
         assert_eq!(c.train.init_from.unwrap(), PathBuf::from("runs/so/seed3/checkpoints/best"));
+    }
+
+    #[test]
+    fn a_base_file_is_merged_under_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        w("a.toml", "methods = [\"source_only\"]\n[train]\niters = 800\nlr = 0.003\n[method.minent]\nlambda_ent_main = 0.5\n");
+        w("b.toml", "base = \"a.toml\"\nmethods = [\"minent\"]\n[train]\niters = 400\n");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        w("sub/c.toml", "base = \"../b.toml\"\n[method.minent]\nlambda_ent_aux = 0.1\n");
+        let c = Config::load(&dir.path().join("sub/c.toml"), &["train.seed=4".into()]).unwrap();
+        assert_eq!(c.methods, vec!["minent"]);
+        assert_eq!((c.train.iters, c.train.lr, c.train.seed), (400, 0.003, 4));
+        let m = &c.method["minent"];
+        assert_eq!((m["lambda_ent_main"].as_float(), m["lambda_ent_aux"].as_float()), (Some(0.5), Some(0.1)));
+        // a missing base and a loop are errors naming the file
+        w("d.toml", "base = \"nope.toml\"\n");
+        let e = Config::load(&dir.path().join("d.toml"), &[]).unwrap_err().to_string();
+        assert!(e.contains("d.toml") && e.contains("nope.toml"), "{e}");
+        w("e.toml", "base = \"f.toml\"\n");
+        w("f.toml", "base = \"e.toml\"\n");
+        let e = Config::load(&dir.path().join("e.toml"), &[]).unwrap_err().to_string();
+        assert!(e.contains("loops"), "{e}");
+        w("g.toml", "base = 3\n");
+        assert!(Config::load(&dir.path().join("g.toml"), &[]).unwrap_err().to_string().contains("path string"));
     }
 
     #[test]

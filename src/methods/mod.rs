@@ -201,7 +201,8 @@ pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> 
             "ass" => {
                 let p: ass::Params = cfg.method_params(name)?;
                 let m = ass::Ass::new(p.clone(), cfg, device);
-                ass::Ass::unlabelled_rest(&p, &mut cfg.target, |t| Ok(t.open()?.len()))?;
+                // a target that cannot be opened is reported by the trainer, which opens it next
+                ass::Ass::unlabelled_rest(&p, &mut cfg.target, |t| Ok(t.open().map_or(usize::MAX, |d| d.len())))?;
                 Box::new(m)
             }
             "lse" => Box::new(lse::Lse::new(cfg.method_params(name)?, cfg, device)?),
