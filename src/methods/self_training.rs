@@ -15,6 +15,18 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// How target pixels of the mixed image are weighted.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PseudoWeight {
+    /// Every pixel, weighted by its image's share of confident pixels (DAFormer, DACS).
+    #[default]
+    Image,
+    /// Only pixels at least `pseudo_threshold` confident, weight 1; the rest ignored (the
+    /// FixMatch/CBST-style hard threshold): a weak teacher's uncertain pixels cannot spread.
+    Pixel,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Params {
@@ -22,6 +34,7 @@ pub struct Params {
     pub alpha: f64,
     /// Pixels at least this confident count towards an image's pseudo-label weight.
     pub pseudo_threshold: f64,
+    pub pseudo_weight: PseudoWeight,
     /// Weight of the mixed-image loss.
     pub lambda_mix: f64,
     /// Colour jitter strength (brightness, contrast, saturation) and its probability.
@@ -36,7 +49,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { alpha: 0.999, pseudo_threshold: 0.968, lambda_mix: 1.0, jitter: 0.2, jitter_p: 0.8, blur_p: 0.5, warmup: 0 }
+        Params { alpha: 0.999, pseudo_threshold: 0.968, pseudo_weight: PseudoWeight::Image, lambda_mix: 1.0, jitter: 0.2, jitter_p: 0.8, blur_p: 0.5, warmup: 0 }
     }
 }
 
@@ -158,7 +171,7 @@ pub fn class_mix_mask(labels: &[u8], rng: &mut impl Rng) -> Vec<bool> {
 }
 
 /// A mixed batch: source pixels under the mask pasted onto target images, labels and
-/// per-pixel weights (1 for pasted source pixels, the target's confidence weight elsewhere).
+/// per-pixel weights (1 for pasted source pixels, the target's as `weighting` says elsewhere).
 pub struct Mixed {
     pub x: Tensor<4>,
     pub y: Tensor<3, Int>,
@@ -169,7 +182,7 @@ pub struct Mixed {
 }
 
 /// Paste ClassMix masks of the source batch onto the target batch (same size).
-pub fn class_mix(xs: &Tensor<4>, ys: &[u8], xt: &Tensor<4>, pseudo: &Pseudo, threshold: f64, rng: &mut impl Rng) -> Mixed {
+pub fn class_mix(xs: &Tensor<4>, ys: &[u8], xt: &Tensor<4>, pseudo: &Pseudo, threshold: f64, weighting: PseudoWeight, rng: &mut impl Rng) -> Mixed {
     let [n, _, h, w] = xs.dims();
     let device = xs.device();
     let hw = h * w;
@@ -183,8 +196,13 @@ pub fn class_mix(xs: &Tensor<4>, ys: &[u8], xt: &Tensor<4>, pseudo: &Pseudo, thr
             let k = i * hw + j;
             mask.push(if inside { 1.0f32 } else { 0.0 });
             labels.push(if inside { ys[k] } else { pseudo.labels[k] });
-            wt.push(if inside { 1.0 } else { pseudo.weight[i] });
-            confident_target.push(!inside && pseudo.conf[k] as f64 >= threshold);
+            let confident = !inside && pseudo.conf[k] as f64 >= threshold;
+            wt.push(match (inside, weighting) {
+                (true, _) => 1.0,
+                (false, PseudoWeight::Image) => pseudo.weight[i],
+                (false, PseudoWeight::Pixel) => confident as u8 as f32,
+            });
+            confident_target.push(confident);
         }
     }
     let m = Tensor::<3>::from_data(TensorData::new(mask, [n, h, w]), &device).unsqueeze_dim::<4>(1);
@@ -303,7 +321,7 @@ impl SelfTrain {
         let ys = label_bytes(ys);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xC1A5_5000);
         rng.set_stream(step.it);
-        let mixed = class_mix(&xs, &ys, &tgt.x, &pseudo, self.p.pseudo_threshold, &mut rng);
+        let mixed = class_mix(&xs, &ys, &tgt.x, &pseudo, self.p.pseudo_threshold, self.p.pseudo_weight, &mut rng);
         let x = photometric(mixed.x.clone(), &self.p, &mut rng);
         let feats = step.net.features(x);
         let logits = crate::losses::upsample(step.net.classify_main(&feats), size);
@@ -379,7 +397,7 @@ mod tests {
         let xs = Tensor::<4>::ones([1, 3, 2, 4], &dev);
         let xt = Tensor::<4>::zeros([1, 3, 2, 4], &dev);
         let pseudo = Pseudo { labels: vec![9; 8], conf: vec![0.99, 0.5, 0.99, 0.5, 0.99, 0.5, 0.99, 0.5], weight: vec![0.25] };
-        let mixed = class_mix(&xs, &labels, &xt, &pseudo, 0.9, &mut rng);
+        let mixed = class_mix(&xs, &labels, &xt, &pseudo, 0.9, PseudoWeight::Image, &mut rng);
         let x: Vec<f32> = mixed.x.slice([0..1, 0..1, 0..2, 0..4]).into_data().iter::<f32>().collect();
         let wt: Vec<f32> = mixed.weight.into_data().iter::<f32>().collect();
         for k in 0..8 {
@@ -387,6 +405,14 @@ mod tests {
             assert_eq!(mixed.labels[k], if pasted { labels[k] } else { 9 });
             assert_eq!(wt[k], if pasted { 1.0 } else { 0.25 });
             assert_eq!(mixed.confident_target[k], !pasted && pseudo.conf[k] >= 0.9);
+        }
+        // pixel weighting: confident target pixels count fully, the others not at all
+        let mixed = class_mix(&xs, &labels, &xt, &pseudo, 0.9, PseudoWeight::Pixel, &mut rng);
+        let x: Vec<f32> = mixed.x.slice([0..1, 0..1, 0..2, 0..4]).into_data().iter::<f32>().collect();
+        let wt: Vec<f32> = mixed.weight.into_data().iter::<f32>().collect();
+        for k in 0..8 {
+            let expected = if x[k] == 1.0 { 1.0 } else if pseudo.conf[k] >= 0.9 { 1.0 } else { 0.0 };
+            assert_eq!(wt[k], expected, "pixel {k}");
         }
     }
 }
