@@ -210,6 +210,24 @@ fn lse_runs_rounds_writes_pseudo_labels_and_resumes_mid_round() {
 }
 
 #[test]
+fn lse_pseudo_labels_have_the_image_size_when_the_network_input_is_resized() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    // the images are 64x32; the network sees 48x24
+    let extra = ["train.iters=1000", "target.resize=[48, 24]", "method.lse.p_max=0.10", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=1"];
+    let a = tmp.path().join("a");
+    train(tiny_config(&data, &["lse"], &extra), &opts(&a, false, None)).unwrap();
+    let d = a.join("lse/round_0");
+    let list = std::fs::read_to_string(d.join("selected.txt")).unwrap();
+    for line in list.lines() {
+        let (name, image) = line.split_once('\t').unwrap();
+        let label = d.join("pseudo").join(format!("{name}.png"));
+        assert_eq!(image::image_dimensions(&label).unwrap(), image::image_dimensions(image).unwrap(), "{name}");
+    }
+}
+
+#[test]
 fn resume_is_exact_with_a_labelled_target_stream() {
     assert_resume_is_exact(&["ass"]);
 }

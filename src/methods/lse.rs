@@ -217,21 +217,26 @@ impl Lse {
         Ok(out)
     }
 
-    /// Predict every target image (network input size) and hand its statistics to `f`
-    /// (index, (w, h), stats, ground truth at the same size if labelled).
+    /// Predict every target image at the network input size, upsampled to the image's own size
+    /// (the original scale: the pseudo-labels are the image's labels, whatever `resize` the
+    /// loader applies to both), and hand its statistics to `f` (index, (w, h), stats, ground
+    /// truth when labelled at that size).
     fn predict_all(&self, target: &Arc<Dataset>, net: &SegNet, device: &Device, mut f: impl FnMut(usize, (u32, u32), &ImageStats, Option<&[u8]>) -> Result<()>) -> Result<()> {
         let augment = Augment { resize: self.resize, crop: None, flip: false, upscale: None };
         let labels = target.has_labels();
-        let spec = LoaderSpec { batch: 1, augment, normalize: self.normalize, shuffle: false, labels, keep_label_size: false, seed: 0, prefetch: 2, once: true };
+        let spec = LoaderSpec { batch: 1, augment, normalize: self.normalize, shuffle: false, labels, keep_label_size: true, seed: 0, prefetch: 2, once: true };
         let mut loader = Loader::new(target.clone(), spec, 0);
         while let Some(b) = loader.next() {
             let b = b?;
+            let i = b.indices[0];
+            let path = &target.items[i].image;
+            let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, format!("cannot read the image size: {e}")))?;
             let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
-            let up = Forward::run(net, x).up.main;
+            let up = crate::losses::upsample(net.forward(x).main, [h as usize, w as usize]);
             let probs: Vec<f32> = softmax(up, 1).into_data().iter::<f32>().collect();
-            let s = image_stats(&probs, NUM_CLASSES, b.h * b.w);
-            let gt = b.labels.as_ref().map(|l| l[0].2.as_slice());
-            f(b.indices[0], (b.w as u32, b.h as u32), &s, gt)?;
+            let s = image_stats(&probs, NUM_CLASSES, (h * w) as usize);
+            let gt = b.labels.as_ref().map(|l| &l[0]).filter(|(lw, lh, _)| (*lw, *lh) == (w, h)).map(|l| l.2.as_slice());
+            f(i, (w, h), &s, gt)?;
         }
         Ok(())
     }
