@@ -46,9 +46,8 @@ impl DataConfig {
             (None, _) => ds,
         };
         if ds.is_empty() {
-            let which = if self.subset_rest { "what a draw of" } else { "a draw of" };
-            let rest = if self.subset_rest { " leaves" } else { "" };
-            return Err(Error::format(&self.root, format!("no images selected: {which} {}{rest} of the {total} images", self.subset.unwrap_or(0))));
+            let rest = if self.subset_rest { ", subset_rest: the images the draw leaves out" } else { "" };
+            return Err(Error::format(&self.root, format!("no images selected (subset = {}{rest}) of the {total} images", self.subset.unwrap_or(0))));
         }
         Ok(ds)
     }
