@@ -37,3 +37,16 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(path, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_names_its_file_and_cause_once() {
+        let e = Error::io("runs/x/eval/latest.json", std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"));
+        // what `segda` prints: anyhow's `{:#}` joins the message with its source chain
+        let shown = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(shown, "runs/x/eval/latest.json: no such file");
+    }
+}
