@@ -339,7 +339,18 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
 fn compare(a: &cli::EvalArgs) -> Result<i32> {
     use segda::report::compare::{markdown, RunScore};
     let which = if a.checkpoint == "last" { "latest" } else { "best" };
-    let runs = a.run.iter().map(|r| RunScore::load(r, which)).collect::<segda::Result<Vec<_>>>()?;
+    let mut runs = Vec::new();
+    for r in &a.run {
+        // a run still in progress has no stored evaluation yet: leave it out, say so
+        if !r.join("eval").join(format!("{which}.json")).is_file() && r.join("config.toml").is_file() {
+            eprintln!("warning: {}: no evaluation stored yet (eval/{which}.json), left out", r.display());
+            continue;
+        }
+        runs.push(RunScore::load(r, which)?);
+    }
+    if runs.is_empty() {
+        bail!("none of the {} runs has an evaluation stored (eval/{which}.json)", a.run.len());
+    }
     let p = match a.protocol {
         Some(n) => protocol(n)?,
         // the narrowest protocol among the runs (19 ⊃ 16 ⊃ 13): every run has scores for it

@@ -197,6 +197,21 @@ fn segda_report_and_multi_run_eval_on_the_command_line() {
     // the mean is the mean of the two seeds' mIoU
     let seeds: Vec<f64> = v["runs"].as_array().unwrap().iter().filter(|r| r["method"] == "source_only").map(|r| r["miou"].as_f64().unwrap()).collect();
     assert!((so["miou"]["mean"].as_f64().unwrap() - (seeds[0] + seeds[1]) / 2.0).abs() < 1e-9);
+
+    // a run still in progress (a config, no evaluation yet) is left out with a warning
+    let busy = out.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::copy(runs.join("mi/seed1/config.toml"), busy.join("config.toml")).unwrap();
+    let mut c = segda();
+    c.arg("eval");
+    run_args(&mut c);
+    let o = c.arg("--run").arg(&busy).output().unwrap();
+    let (md, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success() && md.contains("| minent (n=1) | source_only (n=2) |"), "{md}{err}");
+    assert!(err.contains("busy") && err.contains("no evaluation stored yet"), "{err}");
+    // only runs in progress: an error
+    let o = segda().arg("eval").arg("--run").arg(&busy).arg("--run").arg(&busy).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("none of the 2 runs"));
 }
 
 #[test]

@@ -47,7 +47,7 @@ impl Default for Params {
             attack_discriminator: true,
             lambda_attack_d: 1.0,
             lambda_pert_ce: 1.0,
-            lambda_inv: 1.0,
+            lambda_inv: 0.1,
             lambda_adv: 0.001,
             d_widths: vec![256, 128],
             gan: Gan::Vanilla,

@@ -9,12 +9,14 @@
 //! from confident seeds of those classes into neighbouring pixels related to the same pivot.
 use super::adversarial::Discriminators;
 use super::ass::class_mean_features;
+use super::self_training::{Ema, Teacher};
 use super::state::{load_module, load_optim, save_module, save_optim};
 use super::{After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
 use crate::error::{Error, IoContext, Result};
 use crate::losses::{cross_entropy, probs, upsample};
+use crate::model::SegNet;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -54,6 +56,12 @@ pub struct Params {
     /// A neighbour joins class c when its relation probability to pivot c is at least this.
     pub grow_threshold: f64,
     pub lambda_pseudo: f64,
+    /// Pseudo-labels start at this iteration; before it the alignment parts train alone.
+    pub pseudo_start: u64,
+    /// The pseudo-labels are the predictions (and, for the relation maps, the features) of a
+    /// teacher: the network at `pseudo_start`, then θ_T ← α·θ_T + (1 − α)·θ (α = 1: frozen, the
+    /// two-stage scheme; 0: no teacher, the current network's own detached predictions).
+    pub teacher_alpha: f64,
 }
 
 impl Default for Params {
@@ -76,6 +84,8 @@ impl Default for Params {
             seed_confidence: 0.9,
             grow_threshold: 0.6,
             lambda_pseudo: 1.0,
+            pseudo_start: 0,
+            teacher_alpha: 1.0,
         }
     }
 }
@@ -92,6 +102,9 @@ pub struct Pit {
     d: Discriminators,
     /// Share of target pixels pseudo-labelled in the last batch (logged).
     coverage: f64,
+    teacher: Teacher,
+    model: crate::model::ModelConfig,
+    device: Device,
 }
 
 impl Pit {
@@ -106,6 +119,9 @@ impl Pit {
             channels,
             d: Discriminators::output_space(1, NUM_CLASSES, super::adversarial::Gan::Vanilla, device),
             coverage: 0.0,
+            teacher: Ema::new(),
+            model: cfg.model.clone(),
+            device: device.clone(),
             p,
         }
     }
@@ -256,11 +272,27 @@ impl Method for Pit {
             terms.push(("pit_relation_adv".to_string(), self.d.fool(0, mt.clone()).mul_scalar(self.p.lambda_relation_adv)));
             self.d.remember(0, ms, mt);
         }
-        if self.p.pseudo_labels {
-            let [n, _, h, w] = t.logits.main.dims();
-            let pt: Vec<f32> = probs(t.logits.main.clone().detach()).into_data().iter::<f32>().collect();
-            let rel: Vec<f32> = probs(rt.detach()).into_data().iter::<f32>().collect();
-            let head: Option<Vec<f32>> = self.p.image_head.then(|| sigmoid(self.image_logits(t.feats.main.clone().detach())).into_data().iter::<f32>().collect());
+        let teach = self.p.pseudo_labels && self.p.teacher_alpha > 0.0;
+        if self.p.pseudo_labels && step.it >= self.p.pseudo_start {
+            // the teacher is the network at `pseudo_start`, then its EMA (α = 1: frozen there)
+            if teach {
+                self.teacher.update(step.net, if self.teacher.net.is_some() { self.p.teacher_alpha } else { 0.0 });
+            }
+            // the predictions that make the pseudo-labels: the mean teacher's, or the network's own
+            let (logits, feats) = if teach {
+                let f = self.teacher.get().features(tgt.x.clone().inner());
+                (self.teacher.get().classify_main(&f), f.main)
+            } else {
+                (t.logits.main.clone().detach(), t.feats.main.clone().detach())
+            };
+            let [n, _, h, w] = logits.dims();
+            let pt: Vec<f32> = probs(logits).into_data().iter::<f32>().collect();
+            let rel: Vec<f32> = probs(self.relation(feats.clone())).into_data().iter::<f32>().collect();
+            let head: Option<Vec<f32>> = self.p.image_head.then(|| {
+                let [n, c, _, _] = feats.dims();
+                let pooled = feats.mean_dim(3).mean_dim(2).reshape([n, c]);
+                sigmoid(self.head.valid().forward(pooled)).into_data().iter::<f32>().collect()
+            });
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
             let mut kept = 0usize;
@@ -304,6 +336,9 @@ impl Method for Pit {
         save_optim(&self.head_opt, dir, "image_head_optim")?;
         let p = dir.join("pivots.json");
         std::fs::write(&p, serde_json::to_string(&(&self.pivots, &self.seen)).expect("json")).at(&p)?;
+        if self.teacher.net.is_some() {
+            self.teacher.save(dir, "teacher")?;
+        }
         self.d.save(dir)
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
@@ -312,6 +347,10 @@ impl Method for Pit {
         let p = dir.join("pivots.json");
         let text = std::fs::read_to_string(&p).at(&p)?;
         (self.pivots, self.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        if dir.join("teacher.bpk").is_file() {
+            let like = SegNet::new(&self.model, &self.device)?.valid();
+            self.teacher.load(dir, "teacher", like)?;
+        }
         self.d.load(dir)
     }
 }
@@ -385,6 +424,55 @@ mod tests {
         assert!(before != after);
         // pivots were set from the source batch's class means
         assert!(pit.seen.iter().filter(|&&s| s).count() >= 5);
+    }
+
+    #[test]
+    fn pseudo_labels_start_late_from_a_teacher_frozen_at_the_start() {
+        let d = Device::flex().autodiff();
+        let mut cfg = crate::config::Config::default();
+        cfg.model = crate::model::ModelConfig { backbone: crate::model::BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, ..Default::default() };
+        let net = crate::model::SegNet::new(&cfg.model, &d).unwrap();
+        let mut pit = Pit::new(Params { pseudo_start: 3, teacher_alpha: 1.0, ..Default::default() }, &cfg, &d);
+        let x = Tensor::<4>::random([1, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
+        let y = Tensor::<3, Int>::from_data(TensorData::new((0..64 * 64).map(|i| ((i / 500) % 19) as i64).collect::<Vec<_>>(), [1, 64, 64]), &d);
+        let src = crate::methods::DomainBatch { x: x.clone(), y: Some(y), names: vec![], indices: vec![] };
+        let tgt = crate::methods::DomainBatch { x: x.flip([3]), y: None, names: vec![], indices: vec![] };
+        let names = |pit: &mut Pit, net: &SegNet, it: u64| -> Vec<String> {
+            let mut step = Step::new(net, it, 0, Some(&src), Some(&tgt));
+            pit.losses(&mut step).unwrap().into_iter().map(|t| t.0).collect()
+        };
+        assert!(!names(&mut pit, &net, 2).contains(&"pit_pseudo".to_string()));
+        assert!(pit.teacher.net.is_none(), "no teacher before pseudo_start");
+        assert!(names(&mut pit, &net, 3).contains(&"pit_pseudo".to_string()));
+        // a parameter tensor of a network, to tell networks apart
+        struct First(Option<Vec<f32>>);
+        impl burn::module::ModuleVisitor for First {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                if self.0.is_none() {
+                    self.0 = Some(p.val().into_data().iter::<f32>().collect());
+                }
+            }
+        }
+        let w = |m: &SegNet| -> Vec<f32> {
+            let mut f = First(None);
+            m.visit(&mut f);
+            f.0.unwrap()
+        };
+        let at_start = w(pit.teacher.get());
+        assert_eq!(at_start, w(&net), "the teacher is the network at pseudo_start");
+        // the network moves; a frozen teacher (α = 1) does not
+        let moved = crate::model::SegNet::new(&cfg.model, &d).unwrap();
+        assert_ne!(w(&moved), at_start);
+        names(&mut pit, &moved, 4);
+        assert_eq!(w(pit.teacher.get()), at_start);
+        // and it is saved and restored with the method's state
+        let dir = std::env::temp_dir().join(format!("segda-pit-teacher-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        pit.save(&dir).unwrap();
+        let mut again = Pit::new(Params { pseudo_start: 3, teacher_alpha: 1.0, ..Default::default() }, &cfg, &d);
+        again.load(&dir).unwrap();
+        assert_eq!(w(again.teacher.get()), at_start);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
