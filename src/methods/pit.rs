@@ -401,17 +401,23 @@ mod tests {
         assert_eq!(l.iter().filter(|&&v| v != IGNORE).count(), 1);
     }
 
-    #[test]
-    fn the_image_head_is_trained_from_the_iterations_gradients() {
+    /// A tiny network and config, and a labelled source / unlabelled target batch of `n` images.
+    fn tiny(n: usize) -> (Device, crate::config::Config, SegNet, crate::methods::DomainBatch, crate::methods::DomainBatch) {
         let d = Device::flex().autodiff();
         let mut cfg = crate::config::Config::default();
         cfg.model = crate::model::ModelConfig { backbone: crate::model::BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, ..Default::default() };
-        let net = crate::model::SegNet::new(&cfg.model, &d).unwrap();
-        let mut pit = Pit::new(Params::default(), &cfg, &d);
-        let x = Tensor::<4>::random([2, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
-        let y = Tensor::<3, Int>::from_data(TensorData::new((0..2 * 64 * 64).map(|i| ((i / 700) % 19) as i64).collect::<Vec<_>>(), [2, 64, 64]), &d);
+        let net = SegNet::new(&cfg.model, &d).unwrap();
+        let x = Tensor::<4>::random([n, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
+        let y = Tensor::<3, Int>::from_data(TensorData::new((0..n * 64 * 64).map(|i| ((i / 700) % 19) as i64).collect::<Vec<_>>(), [n, 64, 64]), &d);
         let src = crate::methods::DomainBatch { x: x.clone(), y: Some(y), names: vec![], indices: vec![] };
         let tgt = crate::methods::DomainBatch { x: x.flip([3]), y: None, names: vec![], indices: vec![] };
+        (d, cfg, net, src, tgt)
+    }
+
+    #[test]
+    fn the_image_head_is_trained_from_the_iterations_gradients() {
+        let (d, cfg, net, src, tgt) = tiny(2);
+        let mut pit = Pit::new(Params::default(), &cfg, &d);
         let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
         let terms = pit.losses(&mut step).unwrap();
         let names: Vec<&str> = terms.iter().map(|t| t.0.as_str()).collect();
@@ -428,15 +434,8 @@ mod tests {
 
     #[test]
     fn pseudo_labels_start_late_from_a_teacher_frozen_at_the_start() {
-        let d = Device::flex().autodiff();
-        let mut cfg = crate::config::Config::default();
-        cfg.model = crate::model::ModelConfig { backbone: crate::model::BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, ..Default::default() };
-        let net = crate::model::SegNet::new(&cfg.model, &d).unwrap();
+        let (d, cfg, net, src, tgt) = tiny(1);
         let mut pit = Pit::new(Params { pseudo_start: 3, teacher_alpha: 1.0, ..Default::default() }, &cfg, &d);
-        let x = Tensor::<4>::random([1, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
-        let y = Tensor::<3, Int>::from_data(TensorData::new((0..64 * 64).map(|i| ((i / 500) % 19) as i64).collect::<Vec<_>>(), [1, 64, 64]), &d);
-        let src = crate::methods::DomainBatch { x: x.clone(), y: Some(y), names: vec![], indices: vec![] };
-        let tgt = crate::methods::DomainBatch { x: x.flip([3]), y: None, names: vec![], indices: vec![] };
         let names = |pit: &mut Pit, net: &SegNet, it: u64| -> Vec<String> {
             let mut step = Step::new(net, it, 0, Some(&src), Some(&tgt));
             pit.losses(&mut step).unwrap().into_iter().map(|t| t.0).collect()
@@ -461,7 +460,7 @@ mod tests {
         let at_start = w(pit.teacher.get());
         assert_eq!(at_start, w(&net), "the teacher is the network at pseudo_start");
         // the network moves; a frozen teacher (α = 1) does not
-        let moved = crate::model::SegNet::new(&cfg.model, &d).unwrap();
+        let moved = SegNet::new(&cfg.model, &d).unwrap();
         assert_ne!(w(&moved), at_start);
         names(&mut pit, &moved, 4);
         assert_eq!(w(pit.teacher.get()), at_start);
