@@ -9,14 +9,13 @@
 //! from confident seeds of those classes into neighbouring pixels related to the same pivot.
 use super::adversarial::Discriminators;
 use super::ass::class_mean_features;
-use super::self_training::{Ema, Teacher};
+use super::self_training::{teacher_template, Ema, Teacher};
 use super::state::{load_module, load_optim, save_module, save_optim};
 use super::{After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
 use crate::error::{Error, IoContext, Result};
 use crate::losses::{cross_entropy, probs, upsample};
-use crate::model::SegNet;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -173,10 +172,12 @@ impl Pit {
         Tensor::from_data(TensorData::new(hot, [n, NUM_CLASSES]), &y.device())
     }
 
-    fn image_logits(&self, f: Tensor<4>) -> Tensor<2> {
-        let [n, c, _, _] = f.dims();
-        self.head.forward(f.mean_dim(3).mean_dim(2).reshape([n, c]))
-    }
+}
+
+/// The image-level category logits of `head` on globally pooled features, [N, K].
+fn image_logits(head: &Linear, f: Tensor<4>) -> Tensor<2> {
+    let [n, c, _, _] = f.dims();
+    head.forward(f.mean_dim(3).mean_dim(2).reshape([n, c]))
 }
 
 /// Which classes each target image may contain: w·σ(head) + (1 − w)·min(1, area/area_ref).
@@ -257,42 +258,36 @@ impl Method for Pit {
         self.update_pivots(s.feats.main.clone(), ys.clone());
         let mut terms = Vec::new();
         if self.p.image_head {
-            let logits = self.image_logits(s.feats.main.clone());
+            let logits = image_logits(&self.head, s.feats.main.clone());
             let z = self.multi_hot(&ys);
             // BCE with logits against multi-hot labels
             let bce = (logits.clone().clamp_min(0.0) - logits.clone() * z + logits.abs().neg().exp().log1p()).mean();
             terms.push(("pit_image".to_string(), bce.mul_scalar(self.p.lambda_image)));
         }
-        let (rs, rt) = (self.relation(s.feats.main.clone()), self.relation(t.feats.main.clone()));
+        let rs = self.relation(s.feats.main.clone());
         if self.p.relation_branch {
             terms.push(("pit_relation".to_string(), cross_entropy(upsample(rs.clone(), src.size()), ys).mul_scalar(self.p.lambda_relation)));
         }
         if self.p.relation_adv {
-            let (ms, mt) = (probs(upsample(rs, src.size())), probs(upsample(rt.clone(), tgt.size())));
+            let rt = self.relation(t.feats.main.clone());
+            let (ms, mt) = (probs(upsample(rs, src.size())), probs(upsample(rt, tgt.size())));
             terms.push(("pit_relation_adv".to_string(), self.d.fool(0, mt.clone()).mul_scalar(self.p.lambda_relation_adv)));
             self.d.remember(0, ms, mt);
         }
-        let teach = self.p.pseudo_labels && self.p.teacher_alpha > 0.0;
         if self.p.pseudo_labels && step.it >= self.p.pseudo_start {
-            // the teacher is the network at `pseudo_start`, then its EMA (α = 1: frozen there)
-            if teach {
-                self.teacher.update(step.net, if self.teacher.net.is_some() { self.p.teacher_alpha } else { 0.0 });
-            }
-            // the predictions that make the pseudo-labels: the mean teacher's, or the network's own
-            let (logits, feats) = if teach {
+            // the predictions that make the pseudo-labels (no gradient): the teacher's — the
+            // network at `pseudo_start` (its first update copies), then its EMA — or the network's own
+            let (logits, feats) = if self.p.teacher_alpha > 0.0 {
+                self.teacher.update(step.net, self.p.teacher_alpha);
                 let f = self.teacher.get().features(tgt.x.clone().inner());
                 (self.teacher.get().classify_main(&f), f.main)
             } else {
-                (t.logits.main.clone().detach(), t.feats.main.clone().detach())
+                (t.logits.main.clone().inner(), t.feats.main.clone().inner())
             };
             let [n, _, h, w] = logits.dims();
             let pt: Vec<f32> = probs(logits).into_data().iter::<f32>().collect();
             let rel: Vec<f32> = probs(self.relation(feats.clone())).into_data().iter::<f32>().collect();
-            let head: Option<Vec<f32>> = self.p.image_head.then(|| {
-                let [n, c, _, _] = feats.dims();
-                let pooled = feats.mean_dim(3).mean_dim(2).reshape([n, c]);
-                sigmoid(self.head.valid().forward(pooled)).into_data().iter::<f32>().collect()
-            });
+            let head: Option<Vec<f32>> = self.p.image_head.then(|| sigmoid(image_logits(&self.head.valid(), feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
             let mut kept = 0usize;
@@ -348,8 +343,7 @@ impl Method for Pit {
         let text = std::fs::read_to_string(&p).at(&p)?;
         (self.pivots, self.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
         if dir.join("teacher.bpk").is_file() {
-            let like = SegNet::new(&self.model, &self.device)?.valid();
-            self.teacher.load(dir, "teacher", like)?;
+            self.teacher.load(dir, "teacher", teacher_template(&self.model, &self.device)?)?;
         }
         self.d.load(dir)
     }
@@ -358,6 +352,7 @@ impl Method for Pit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SegNet;
 
     /// 2 classes on a 5×3 map; class 1 is confident only at (0,0).
     fn maps(rel1: &[f32]) -> (Vec<f32>, Vec<f32>) {
@@ -472,6 +467,16 @@ mod tests {
         again.load(&dir).unwrap();
         assert_eq!(w(again.teacher.get()), at_start);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn without_a_teacher_the_pseudo_labels_are_the_networks_own() {
+        let (d, cfg, net, src, tgt) = tiny(1);
+        let mut pit = Pit::new(Params { teacher_alpha: 0.0, ..Default::default() }, &cfg, &d);
+        let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
+        let terms = pit.losses(&mut step).unwrap();
+        assert!(terms.iter().any(|t| t.0 == "pit_pseudo"));
+        assert!(pit.teacher.net.is_none(), "no teacher is kept");
     }
 
     #[test]

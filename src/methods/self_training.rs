@@ -88,6 +88,11 @@ impl ModuleMapper for Blend<'_> {
     }
 }
 
+/// An empty network of `model`'s architecture in inference mode, for loading a saved teacher.
+pub fn teacher_template(model: &crate::model::ModelConfig, device: &Device) -> Result<SegNet> {
+    Ok(SegNet::new(model, device)?.valid())
+}
+
 /// The teacher's coefficient at iteration `it` (DAFormer's ramp).
 pub fn ema_coefficient(alpha: f64, it: u64) -> f64 {
     (1.0 - 1.0 / (it as f64 + 1.0)).min(alpha)
@@ -98,8 +103,11 @@ impl<M: Module> Ema<M> {
         Ema { net: None }
     }
 
-    /// Update from the student (first call: a copy of it).
+    /// Update from the student (first call: a copy of it; a = 1 afterwards: frozen, nothing to do).
     pub fn update(&mut self, student: &M, a: f64) {
+        if a >= 1.0 && self.net.is_some() {
+            return;
+        }
         let s = student.valid();
         self.net = Some(match self.net.take() {
             None => s,
@@ -296,7 +304,7 @@ impl SelfTrain {
 
     /// An empty network of the right architecture for loading a saved teacher.
     pub fn template(&self) -> Result<SegNet> {
-        Ok(SegNet::new(&self.model, &self.device)?.valid())
+        teacher_template(&self.model, &self.device)
     }
 
     /// Whether the target pseudo-label losses are on at this iteration.
