@@ -184,7 +184,7 @@ fn lse_runs_rounds_writes_pseudo_labels_and_resumes_mid_round() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
-    let extra = ["train.iters=1000", "train.eval_every=1000", "method.lse.p_max=0.15", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=2"];
+    let extra = ["train.iters=1000", "train.eval_every=1000", "method.lse.p_max=0.15", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=2", "method.lse.lr_per_round=true"];
     let a = tmp.path().join("a");
     let s = train(tiny_config(&data, &["lse"], &extra), &opts(&a, false, None)).unwrap();
     assert!(!s.interrupted && s.iters < 1000, "LSE ends after its last round ({} iterations)", s.iters);
@@ -196,11 +196,22 @@ fn lse_runs_rounds_writes_pseudo_labels_and_resumes_mid_round() {
         assert!(d.join("preview").join(format!("{name}.png")).is_file());
         let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
         assert!(summary["scalars"]["lse_pseudo_acc"].as_f64().is_some(), "{summary}");
+        assert!(summary["classes"]["road"]["share"].as_f64().is_some(), "{summary}");
     }
     assert!(!a.join("lse/round_2").exists(), "p_max 0.15 allows two rounds");
     let m = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
     assert_eq!(m.lines().filter(|l| l.contains("\"kind\":\"round\"")).count(), 2);
     assert!(m.lines().filter(|l| l.contains("\"kind\":\"eval\"")).count() >= 2, "an evaluation at the end of each round");
+    // the poly schedule restarts at train.lr every round (lr_per_round) and falls within it
+    let rows: Vec<serde_json::Value> = m.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let starts: Vec<u64> = rows.iter().filter(|r| r["kind"] == "round").map(|r| r["iter"].as_u64().unwrap()).collect();
+    let lr: Vec<(u64, f64)> = rows.iter().filter(|r| r["kind"] == "train").map(|r| (r["iter"].as_u64().unwrap() - 1, r["lr"].as_f64().unwrap())).collect();
+    for (k, &s) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(u64::MAX);
+        let round: Vec<f64> = lr.iter().filter(|(it, _)| (s..end).contains(it)).map(|x| x.1).collect();
+        assert_eq!(round[0], 0.01, "round {k} starts at train.lr: {round:?}");
+        assert!(round.windows(2).all(|w| w[1] < w[0]), "round {k}: the lr falls within the round: {round:?}");
+    }
     // stopped in the middle of round 0 and resumed: identical to the uninterrupted run
     let b = tmp.path().join("b");
     train(tiny_config(&data, &["lse"], &extra), &opts(&b, false, Some(1))).unwrap();

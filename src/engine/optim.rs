@@ -31,15 +31,38 @@ pub fn adam_d() -> ModuleOptimizer {
     AdamConfig::new().with_beta_1(0.9).with_beta_2(0.99).with_epsilon(1e-8).init()
 }
 
-/// The network's learning rates at iteration `it`: backbone at lr, classifier heads at lr × mult.
-pub fn net_lr(cfg: &TrainConfig, it: u64) -> ModuleLearningRate {
-    let lr = poly(cfg.lr, it, cfg.max_iters, cfg.power);
+/// Where an iteration stands in the poly schedule: `it` of `max`. The whole run by default
+/// ([`Clock::run`]); a method may restart the schedule over a window of its own (LSE's rounds,
+/// as its reference code does).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clock {
+    pub it: u64,
+    pub max: u64,
+}
+
+impl Clock {
+    pub fn run(cfg: &TrainConfig, it: u64) -> Clock {
+        Clock { it, max: cfg.max_iters }
+    }
+    /// Iteration `it` inside the window [start, end).
+    pub fn window(it: u64, (start, end): (u64, u64)) -> Clock {
+        Clock { it: it.saturating_sub(start), max: end.saturating_sub(start).max(1) }
+    }
+    /// The network's base learning rate.
+    pub fn lr(&self, cfg: &TrainConfig) -> f64 {
+        poly(cfg.lr, self.it, self.max, cfg.power)
+    }
+}
+
+/// The network's learning rates: backbone at lr, classifier heads at lr × mult.
+pub fn net_lr(cfg: &TrainConfig, clock: Clock) -> ModuleLearningRate {
+    let lr = clock.lr(cfg);
     ModuleLrScheduler::new(lr).with_group(ParamGroup::from_predicate("head"), lr * cfg.head_lr_mult).step()
 }
 
-/// The discriminators' learning rate at iteration `it`.
-pub fn d_lr(cfg: &TrainConfig, it: u64) -> f64 {
-    poly(cfg.lr_d, it, cfg.max_iters, cfg.power)
+/// The discriminators' learning rate.
+pub fn d_lr(cfg: &TrainConfig, clock: Clock) -> f64 {
+    poly(cfg.lr_d, clock.it, clock.max, cfg.power)
 }
 
 #[cfg(test)]
@@ -51,5 +74,14 @@ mod tests {
         assert_eq!(poly(2.5e-4, 0, 250_000, 0.9), 2.5e-4);
         assert!((poly(2.5e-4, 125_000, 250_000, 0.9) - 2.5e-4 * 0.5f64.powf(0.9)).abs() < 1e-15);
         assert_eq!(poly(1.0, 300, 250, 0.9), 0.0);
+    }
+
+    #[test]
+    fn a_window_restarts_the_schedule() {
+        let cfg = TrainConfig { lr: 0.01, max_iters: 1000, ..Default::default() };
+        assert_eq!(Clock::window(500, (500, 600)).lr(&cfg), 0.01);
+        assert!((Clock::window(550, (500, 600)).lr(&cfg) - 0.01 * 0.5f64.powf(cfg.power)).abs() < 1e-15);
+        // the run's own schedule is further along at the same iteration
+        assert!(Clock::run(&cfg, 550).lr(&cfg) < Clock::window(550, (500, 600)).lr(&cfg));
     }
 }

@@ -15,6 +15,12 @@ pub enum Outcome {
     NonFinite { term: String, value: f64 },
 }
 
+/// Where iteration `it` stands in the poly schedule: over the run, or over a method's own window
+/// (LSE's rounds).
+pub fn clock(methods: &[Box<dyn Method>], cfg: &Config, it: u64) -> optim::Clock {
+    methods.iter().find_map(|m| m.lr_window()).map_or(optim::Clock::run(&cfg.train, it), |w| optim::Clock::window(it, w))
+}
+
 /// The methods' terms (and the supervised CE the union of their needs asks for), one backward
 /// of their sum, the network's optimiser step, then the methods' own updates.
 #[allow(clippy::too_many_arguments)]
@@ -28,6 +34,7 @@ pub fn iterate(
     src: Option<&DomainBatch>,
     tgt: Option<&DomainBatch>,
 ) -> Result<Outcome> {
+    let clock = clock(methods, cfg, it);
     let mut step = Step::new(&net, it, cfg.train.seed, src, tgt);
     let mut terms = Vec::new();
     if needs.source_ce {
@@ -51,12 +58,12 @@ pub fn iterate(
     let mut net = net;
     if let Some(g) = grads.as_mut() {
         let mine = GradientsParams::from_module(g, &net);
-        net = optim.step(optim::net_lr(&cfg.train, it), net, mine);
+        net = optim.step(optim::net_lr(&cfg.train, clock), net, mine);
     }
     let mut scalars = values;
-    let lr = optim::poly(cfg.train.lr, it, cfg.train.max_iters, cfg.train.power);
+    let lr = clock.lr(&cfg.train);
     for m in methods.iter_mut() {
-        let mut after = After { it, lr_d: optim::d_lr(&cfg.train, it), lr, grads: grads.as_mut() };
+        let mut after = After { it, lr_d: optim::d_lr(&cfg.train, clock), lr, grads: grads.as_mut() };
         scalars.extend(m.after_step(&mut after)?);
     }
     Ok(Outcome::Stepped { net, scalars })

@@ -200,7 +200,7 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         pb.set_message(brief(&running));
         if progress.iter % cfg.train.log_every.max(1) == 0 || progress.iter == total {
             let mut s = scalars.clone();
-            s.push(("lr".into(), optim::poly(cfg.train.lr, it, cfg.train.max_iters, cfg.train.power)));
+            s.push(("lr".into(), super::step::clock(&methods, &cfg, it).lr(&cfg.train)));
             log.scalars("train", progress.iter, &s, None)?;
         }
         let round_end = methods.iter().any(|m| m.eval_now());

@@ -50,6 +50,9 @@ pub struct Params {
     pub lambda_target: f64,
     /// Classes never used for selection (SYNTHIA: terrain, truck, train = [9, 14, 16]).
     pub skip_classes: Vec<u8>,
+    /// Restart the poly schedule at `train.lr` every round and decay it to 0 by the round's end,
+    /// as the reference code does; false: one schedule over `train.max_iters`.
+    pub lr_per_round: bool,
 }
 
 impl Default for Params {
@@ -67,6 +70,7 @@ impl Default for Params {
             focal_gamma: 3.0,
             lambda_target: 1.0,
             skip_classes: vec![],
+            lr_per_round: false,
         }
     }
 }
@@ -77,6 +81,8 @@ struct State {
     started: bool,
     finished: bool,
     round: usize,
+    #[serde(default)]
+    round_start: u64,
     round_end: u64,
     selected: usize,
     loader_pos: u64,
@@ -175,6 +181,9 @@ impl Lse {
         std::fs::create_dir_all(dir.join("preview")).at(&dir)?;
         let chosen: std::collections::BTreeSet<usize> = sel.selected.iter().copied().collect();
         let mut conf = Confusion::new(crate::data::classes::Protocol::P19);
+        // every pixel, unlabelled ones as void: per-class precision and recall of the selection
+        let mut all = Confusion::new(crate::data::classes::Protocol::P19);
+        let mut per_class = [0u64; NUM_CLASSES];
         let (mut labelled, mut total) = (0u64, 0u64);
         let mut list = String::new();
         self.predict_all(&target, &inf, device, |i, img, s, gt| {
@@ -188,9 +197,13 @@ impl Lse {
             crate::data::io::write_gray8(&dir.join("pseudo").join(format!("{name}.png")), &map)?;
             crate::data::io::write_rgb(&dir.join("preview").join(format!("{name}.png")), &crate::eval::predict::colorize(&map))?;
             list.push_str(&format!("{name}\t{}\n", target.items[i].image.display()));
-            labelled += map.pixels().filter(|p| p.0[0] != IGNORE).count() as u64;
+            for &q in map.as_raw().iter().filter(|&&q| q != IGNORE) {
+                per_class[q as usize] += 1;
+                labelled += 1;
+            }
             total += (w * h) as u64;
             if let Some(gt) = gt {
+                all.add(gt, map.as_raw());
                 let (g, q): (Vec<u8>, Vec<u8>) = gt.iter().zip(map.as_raw()).filter(|(_, &q)| q != IGNORE).map(|(&g, &q)| (g, q)).unzip();
                 conf.add(&g, &q);
             }
@@ -208,9 +221,11 @@ impl Lse {
             out.push(("lse_pseudo_acc".to_string(), r.pixel_acc));
             out.push(("lse_pseudo_miou".to_string(), r.miou));
         }
+        let classes = class_table(&per_class, total, (all.total() > 0).then_some(&all));
         let summary = serde_json::json!({
             "round": self.st.round, "p": p, "selected": sel.selected.len(),
             "thresholds": th, "scalars": out.iter().map(|(k, v)| (k.clone(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+            "classes": classes,
         });
         std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary).expect("json")).at(&dir)?;
         self.st.selected = sel.selected.len();
@@ -240,6 +255,25 @@ impl Lse {
         }
         Ok(())
     }
+}
+
+/// Per class: the share of the selected images' pixels labelled with it and, against held
+/// labels, the precision of those labels and the recall of the class's pixels (in percent).
+/// This is where a round's drift shows first (e.g. a class labelled mostly on another).
+fn class_table(labelled: &[u64; NUM_CLASSES], total: u64, gt: Option<&Confusion>) -> serde_json::Value {
+    let pct = |a: u64, b: u64| (b > 0).then(|| 100.0 * a as f64 / b as f64);
+    let rows: serde_json::Map<String, serde_json::Value> = (0..NUM_CLASSES)
+        .map(|c| {
+            let mut row = serde_json::json!({ "share": pct(labelled[c], total) });
+            if let Some(m) = gt {
+                let tp = m.get(c, c);
+                row["precision"] = serde_json::json!(pct(tp, (0..NUM_CLASSES).map(|g| m.get(g, c)).sum()));
+                row["recall"] = serde_json::json!(pct(tp, (0..=NUM_CLASSES).map(|q| m.get(c, q)).sum()));
+            }
+            (crate::data::classes::CLASS_NAMES[c].to_string(), row)
+        })
+        .collect();
+    serde_json::Value::Object(rows)
 }
 
 /// Per-image statistics of a softmax map [C, H·W].
@@ -372,6 +406,7 @@ impl Method for Lse {
         self.st.started = true;
         let scalars = self.make_round(b.net, b.run, b.device)?;
         let iters = (self.st.selected as u64 * self.p.epochs_per_round * self.p.patches_per_image / self.batch.max(1) as u64).max(1);
+        self.st.round_start = b.it;
         self.st.round_end = b.it + iters;
         self.st.loader_pos = 0;
         self.open_round(&Self::round_dir(b.run, self.st.round), 0)?;
@@ -394,6 +429,9 @@ impl Method for Lse {
     }
     fn finished(&self) -> bool {
         self.st.finished
+    }
+    fn lr_window(&self) -> Option<(u64, u64)> {
+        (self.p.lr_per_round && self.st.started).then_some((self.st.round_start, self.st.round_end))
     }
     fn eval_now(&self) -> bool {
         self.eval_now
@@ -478,6 +516,31 @@ mod tests {
         assert_eq!(th[0], 0.5);
         assert_eq!(th[1], 1.0);
         assert_eq!(pseudo_label(&s.argmax, &s.hn, &th), vec![0, IGNORE, 1, 1]);
+    }
+
+    #[test]
+    fn class_table_by_hand() {
+        // 6 pixels: gt road road road sidewalk sidewalk car; pseudo road sidewalk ignore sidewalk ignore ignore
+        let gt = [0u8, 0, 0, 1, 1, 13];
+        let pl = [0u8, 1, IGNORE, 1, IGNORE, IGNORE];
+        let mut m = Confusion::new(crate::data::classes::Protocol::P19);
+        m.add(&gt, &pl);
+        let mut labelled = [0u64; NUM_CLASSES];
+        pl.iter().filter(|&&q| q != IGNORE).for_each(|&q| labelled[q as usize] += 1);
+        let t = class_table(&labelled, 6, Some(&m));
+        let f = |c: &str, k: &str| t[c][k].as_f64();
+        assert!((f("road", "share").unwrap() - 100.0 / 6.0).abs() < 1e-9);
+        assert_eq!(f("road", "precision"), Some(100.0));
+        assert!((f("road", "recall").unwrap() - 100.0 / 3.0).abs() < 1e-9);
+        // sidewalk: labelled on one road and one sidewalk pixel, one of two sidewalk pixels found
+        assert_eq!(f("sidewalk", "precision"), Some(50.0));
+        assert_eq!(f("sidewalk", "recall"), Some(50.0));
+        // car is never labelled: no precision, recall 0
+        assert_eq!(f("car", "precision"), None);
+        assert_eq!(f("car", "recall"), Some(0.0));
+        assert_eq!(f("car", "share"), Some(0.0));
+        // without held labels only the share
+        assert!(class_table(&labelled, 6, None)["road"].get("precision").is_none());
     }
 
     #[test]

@@ -158,6 +158,11 @@ pub trait Method {
     fn finished(&self) -> bool {
         false
     }
+    /// A window [start, end) of iterations over which the poly schedule restarts instead of
+    /// running over `train.max_iters` (LSE's rounds, as its reference code schedules them).
+    fn lr_window(&self) -> Option<(u64, u64)> {
+        None
+    }
     /// Evaluate after this iteration (e.g. at the end of a self-training round).
     fn eval_now(&self) -> bool {
         false
