@@ -27,9 +27,9 @@ adapt() {
     selftrain) budget+=(--set method.selftrain.warmup=0) ;;
     t2s) budget+=(--set method.t2s.base.warmup=0) ;;
     # LSE's schedule is its rounds (configs/synth/lse.toml); LSE_PMAX=0.20 stops after 3 of the 7
-    lse) budget=(--set "method.lse.p_max=${LSE_PMAX:-0.40}") ;;
+    lse | lse_asn) budget=(--set "method.lse.p_max=${LSE_PMAX:-0.40}") ;;&
     # the paper's protocol: LSE from the AdaptSegNet model of the seed (run `adaptsegnet` first)
-    lse_asn) budget=(--set "method.lse.p_max=${LSE_PMAX:-0.40}" --set "train.init_from=\"$OUT/adaptsegnet/seed{seed}/checkpoints/last\"") ;;
+    lse_asn) budget+=(--set "train.init_from=\"$OUT/adaptsegnet/seed{seed}/checkpoints/last\"") ;;
   esac
   RAYON_NUM_THREADS=$threads "$segda" sweep --config "configs/synth/$1.toml" --seeds "$SEEDS" --only "$2" --out "$OUT/$1" \
     --set "name=\"$1\"" --set "train.init_from=\"runs/bench/source_only/seed{seed}/checkpoints/last\"" "${budget[@]}" >/dev/null \

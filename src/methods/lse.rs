@@ -184,7 +184,7 @@ impl Lse {
         // every pixel, unlabelled ones as void: per-class precision and recall of the selection
         let mut all = Confusion::new(crate::data::classes::Protocol::P19);
         let mut per_class = [0u64; NUM_CLASSES];
-        let (mut labelled, mut total) = (0u64, 0u64);
+        let mut total = 0u64;
         let mut list = String::new();
         self.predict_all(&target, &inf, device, |i, img, s, gt| {
             if !chosen.contains(&i) {
@@ -197,10 +197,7 @@ impl Lse {
             crate::data::io::write_gray8(&dir.join("pseudo").join(format!("{name}.png")), &map)?;
             crate::data::io::write_rgb(&dir.join("preview").join(format!("{name}.png")), &crate::eval::predict::colorize(&map))?;
             list.push_str(&format!("{name}\t{}\n", target.items[i].image.display()));
-            for &q in map.as_raw().iter().filter(|&&q| q != IGNORE) {
-                per_class[q as usize] += 1;
-                labelled += 1;
-            }
+            map.as_raw().iter().filter(|&&q| q != IGNORE).for_each(|&q| per_class[q as usize] += 1);
             total += (w * h) as u64;
             if let Some(gt) = gt {
                 all.add(gt, map.as_raw());
@@ -210,6 +207,7 @@ impl Lse {
             Ok(())
         })?;
         std::fs::write(dir.join("selected.txt"), &list).at(&dir)?;
+        let labelled: u64 = per_class.iter().sum();
         let mut out = vec![
             ("lse_round".to_string(), self.st.round as f64),
             ("lse_p".to_string(), p),
