@@ -95,6 +95,18 @@ fn peak_rss() -> Option<f64> {
 }
 
 fn reset_peak_rss() {
+    // glibc keeps freed heap pages resident: hand them back first, or the previous row's memory
+    // counts towards this row's peak
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only releases free memory of glibc's own heap
+        unsafe {
+            malloc_trim(0);
+        }
+    }
     // "5" resets the peak RSS counter (Linux ≥ 4.0); elsewhere the peak is the process's
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
