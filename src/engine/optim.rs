@@ -48,9 +48,13 @@ impl Clock {
     pub fn window(it: u64, (start, end): (u64, u64)) -> Clock {
         Clock { it: it.saturating_sub(start), max: end.saturating_sub(start).max(1) }
     }
+    /// `base` decayed to this point.
+    pub fn poly(&self, base: f64, power: f64) -> f64 {
+        poly(base, self.it, self.max, power)
+    }
     /// The network's base learning rate.
     pub fn lr(&self, cfg: &TrainConfig) -> f64 {
-        poly(cfg.lr, self.it, self.max, cfg.power)
+        self.poly(cfg.lr, cfg.power)
     }
 }
 
@@ -62,7 +66,7 @@ pub fn net_lr(cfg: &TrainConfig, clock: Clock) -> ModuleLearningRate {
 
 /// The discriminators' learning rate.
 pub fn d_lr(cfg: &TrainConfig, clock: Clock) -> f64 {
-    poly(cfg.lr_d, clock.it, clock.max, cfg.power)
+    clock.poly(cfg.lr_d, cfg.power)
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ pub fn relu(x: Tensor<4>) -> Tensor<4> {
 /// min(max(x, 0), 6). ReLU first: burn has a fused ReLU (one pass forward, one backward), while
 /// each side of a clamp costs a comparison and a mask fill forward and a mask fill backward.
 pub fn relu6(x: Tensor<4>) -> Tensor<4> {
-    burn::tensor::activation::relu(x).clamp_max(6.0)
+    relu(x).clamp_max(6.0)
 }
 
 /// Every BatchNorm of a network (fields named `bn`, `bn1`, … by convention in this crate).
