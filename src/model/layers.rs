@@ -72,6 +72,9 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let c = scale.dims()[0];
     let weight = conv.weight.val() * scale.reshape([c, 1, 1, 1]);
     let options = ConvOptions::new_with_padding(conv.stride, pad, conv.dilation, conv.groups);
+    if conv.groups > 1 {
+        return super::depthwise::conv2d(x, weight, shift, options);
+    }
     burn::tensor::module::conv2d(x, weight, Some(shift), options)
 }
 
