@@ -157,6 +157,22 @@ impl Geometry {
         let hi = (self.w + pad).saturating_sub(off).div_ceil(s).min(self.ow);
         (lo < hi).then(|| (lo, hi, lo * s + off - pad))
     }
+
+    /// Every (output row y, input row, tap index, output columns lo..hi, input column of lo)
+    /// where a kernel tap meets the image: the loop all three kernels share.
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
+        let [kh, kw] = self.kernel;
+        for y in 0..self.oh {
+            for i in 0..kh {
+                let Some(iy) = self.in_row(y, i) else { continue };
+                for j in 0..kw {
+                    if let Some((lo, hi, start)) = self.cols(j) {
+                        f(y, iy, i * kw + j, lo, hi, start);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A plane with its columns split by phase modulo the column stride s (phase r holds columns
@@ -200,16 +216,10 @@ fn forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec<f32> {
         let x = Phased::new(&xs[nc * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1]);
         let taps = &ws[ch * kh * kw..][..kh * kw];
         plane.fill(bs[ch]);
-        for (y, row) in plane.chunks_exact_mut(geo.ow).enumerate() {
-            for i in 0..kh {
-                let Some(iy) = geo.in_row(y, i) else { continue };
-                for j in 0..kw {
-                    let Some((lo, hi, start)) = geo.cols(j) else { continue };
-                    let t = taps[i * kw + j];
-                    row[lo..hi].iter_mut().zip(x.run(iy, start, hi - lo)).for_each(|(o, v)| *o += t * v);
-                }
-            }
-        }
+        geo.for_each_tap(|y, iy, k, lo, hi, start| {
+            let row = &mut plane[y * geo.ow..][lo..hi];
+            row.iter_mut().zip(x.run(iy, start, hi - lo)).for_each(|(o, v)| *o += taps[k] * v);
+        });
     });
     out
 }
@@ -226,17 +236,10 @@ fn x_grad(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
         let taps = &ws[ch * kh * kw..][..kh * kw];
         let mut phased = if s == 1 { Vec::new() } else { vec![0f32; s * geo.h * wp] };
         let acc: &mut [f32] = if s == 1 { plane } else { &mut phased };
-        for (y, grow) in g.chunks_exact(geo.ow).enumerate() {
-            for i in 0..kh {
-                let Some(iy) = geo.in_row(y, i) else { continue };
-                for j in 0..kw {
-                    let Some((lo, hi, start)) = geo.cols(j) else { continue };
-                    let t = taps[i * kw + j];
-                    let run = &mut acc[((start % s) * geo.h + iy) * wp + start / s..][..hi - lo];
-                    run.iter_mut().zip(&grow[lo..hi]).for_each(|(o, v)| *o += t * v);
-                }
-            }
-        }
+        geo.for_each_tap(|y, iy, k, lo, hi, start| {
+            let run = &mut acc[((start % s) * geo.h + iy) * wp + start / s..][..hi - lo];
+            run.iter_mut().zip(&g[y * geo.ow..][lo..hi]).for_each(|(o, v)| *o += taps[k] * v);
+        });
         if s > 1 {
             for (y, row) in plane.chunks_exact_mut(geo.w).enumerate() {
                 for (x, v) in row.iter_mut().enumerate() {
@@ -257,15 +260,9 @@ fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
         for b in 0..geo.n {
             let x = Phased::new(&xs[(b * geo.c + ch) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1]);
             let g = &gs[(b * geo.c + ch) * geo.oh * geo.ow..][..geo.oh * geo.ow];
-            for (y, grow) in g.chunks_exact(geo.ow).enumerate() {
-                for i in 0..kh {
-                    let Some(iy) = geo.in_row(y, i) else { continue };
-                    for j in 0..kw {
-                        let Some((lo, hi, start)) = geo.cols(j) else { continue };
-                        sums[i * kw + j] += dot(&grow[lo..hi], x.run(iy, start, hi - lo)) as f64;
-                    }
-                }
-            }
+            geo.for_each_tap(|y, iy, k, lo, hi, start| {
+                sums[k] += dot(&g[y * geo.ow..][lo..hi], x.run(iy, start, hi - lo)) as f64;
+            });
         }
         acc.iter_mut().zip(&sums).for_each(|(a, s)| *a = *s as f32);
     });
