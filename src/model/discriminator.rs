@@ -30,7 +30,7 @@ impl FcDiscriminator {
         let n = self.convs.len();
         let mut x = x;
         for (i, c) in self.convs.iter().enumerate() {
-            x = c.forward(x);
+            x = super::layers::conv_forward(c, x);
             if i + 1 < n {
                 x = leaky_relu(x, 0.2);
             }

@@ -53,11 +53,7 @@ impl ConvBn {
 /// s = γ/√(var + ε), t = β − mean·s. Four full-size element-wise passes (and their backward)
 /// become weight-sized ones; gradients still reach W (and γ, β where they are trained).
 pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    let pad = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
-        PaddingConfig2d::Same => return bn.forward(conv.forward(x)),
-    };
+    let Some(options) = conv_options(conv) else { return bn.forward(conv.forward(x)) };
     if x.device().is_autodiff() && bn.training.is_enabled() {
         return bn.forward(conv.forward(x));
     }
@@ -71,15 +67,29 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     }
     let c = scale.dims()[0];
     let weight = conv.weight.val() * scale.reshape([c, 1, 1, 1]);
-    let options = ConvOptions::new_with_padding(conv.stride, pad, conv.dilation, conv.groups);
-    if conv.groups > 1 {
-        return super::depthwise::conv2d(x, weight, shift, options);
-    }
-    // only where gradients are taken: for inference burn's 1×1 convolution was faster (bias fused)
-    if x.device().is_autodiff() && weight.dims()[2..] == [1, 1] && options.stride == [1, 1] && pad == [(0, 0), (0, 0)] {
+    // 1×1 only where gradients are taken: for inference burn's 1×1 convolution was faster (bias fused)
+    if conv.groups == 1 && x.device().is_autodiff() && weight.dims()[2..] == [1, 1] && options.stride == [1, 1] && options.padding == [(0, 0), (0, 0)] {
         return pointwise(x, weight, shift);
     }
-    burn::tensor::module::conv2d(x, weight, Some(shift), options)
+    super::conv_ext::conv2d(x, weight, shift, options)
+}
+
+/// `conv.forward(x)`, through `conv_ext`'s CPU kernels where they apply.
+pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match (conv_options(conv), &conv.bias) {
+        (Some(options), Some(bias)) => super::conv_ext::conv2d(x, conv.weight.val(), bias.val(), options),
+        _ => conv.forward(x),
+    }
+}
+
+/// The functional options of a convolution with explicit (or no) padding.
+fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => return None,
+    };
+    Some(ConvOptions::new_with_padding(conv.stride, pad, conv.dilation, conv.groups))
 }
 
 /// A 1×1 convolution (stride 1, no padding) as one batched matrix product, W[co, ci] · X[n, ci, h·w].
@@ -156,7 +166,17 @@ mod tests {
     fn depthwise_matches_burns_convolution() {
         for (stride, dilation, pad, h, w) in [(1, 1, 1, 9, 13), (2, 1, 1, 10, 15), (1, 2, 2, 8, 11), (1, 4, 4, 12, 7), (2, 1, 0, 7, 9), (1, 1, 1, 5, 41), (2, 1, 1, 4, 40)] {
             let opts = ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], 5);
-            matches_conv2d(|x, w, b| super::super::depthwise::conv2d(x, w, b, opts.clone()), [2, 5, h, w], [5, 1, 3, 3], opts.clone());
+            matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 5, h, w], [5, 1, 3, 3], opts.clone());
+        }
+    }
+
+    /// The dense weight gradient (im2col + GEMM), for the discriminators' 4×4 stride-2 layers and
+    /// dilated 3×3 ones, with a band height that splits the rows.
+    #[test]
+    fn dense_matches_burns_convolution() {
+        for (k, stride, dilation, pad, h, w) in [(4, 2, 1, 1, 9, 14), (3, 1, 2, 2, 8, 11), (3, 2, 1, 1, 7, 40)] {
+            let opts = ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], 1);
+            matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 3, h, w], [4, 3, k, k], opts.clone());
         }
     }
 

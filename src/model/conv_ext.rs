@@ -1,15 +1,18 @@
-//! Depthwise convolution (groups = channels) with a direct weight gradient on the CPU backend.
+//! Convolution kernels that burn's CPU backend is slow at, as a burn backend extension
+//! (`#[backend_extension]`, burn's mechanism for custom ops; no fork of burn).
 //!
-//! burn computes the weight gradient of a grouped convolution group by group: for a depthwise
-//! layer that is one convolution per channel whose "kernel" is the whole output gradient plane
-//! and whose output is 3×3, which burn-flex runs nine outputs at a time. On MobileNetV2 that was
-//! about 10 % of a training step (perf, docs/benchmarks.md). Here the weight gradient is nine dot
-//! products per channel over the input and gradient planes, vectorised and parallel over channels.
+//! - **Depthwise** (groups = channels): burn computes a grouped convolution's weight gradient
+//!   group by group, i.e. one convolution per channel whose "kernel" is the whole output-gradient
+//!   plane and whose output is 3×3, which burn-flex runs nine outputs at a time (~10 % of a
+//!   MobileNetV2 step). Here: the weight gradient as vectorised dot products, the input gradient
+//!   as per-tap row updates, and the strided forward likewise; burn-flex's stride-1 forward is as
+//!   fast and is kept.
+//! - **Dense weight gradient** (groups = 1): burn runs it as a convolution over the swapped
+//!   batch and channel axes, which at batch 1 is again a huge-kernel direct loop. Here: im2col
+//!   in row chunks and one GEMM per chunk. The forward and the input gradient stay burn's.
 //!
-//! The op is a burn backend extension (`#[backend_extension]`, burn's mechanism for custom ops):
-//! the forward pass and the input gradient are burn's own `conv2d` / `conv2d_x_backward`; only the
-//! weight gradient is ours. It is routed only for Flex tensors (and autodiff over Flex); other
-//! devices (CUDA) keep burn's convolution.
+//! Routed only for Flex tensors (and autodiff over Flex); other devices (CUDA) keep burn's
+//! convolution.
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -26,18 +29,18 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 #[backend_extension(Flex, Autodiff)]
-pub trait DepthwiseOps: burn::backend::Backend {
-    /// conv2d(x, weight, bias) with groups = channels (weight [C, 1, kh, kw]).
-    fn depthwise_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
-    /// The input gradient [N, C, H, W] of `depthwise_conv2d` given the output gradient.
-    fn depthwise_x_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>, input: [usize; 2], options: ConvOptions<2>) -> FloatTensor<Self>;
-    /// The weight gradient [C, 1, kh, kw] of `depthwise_conv2d` given the output gradient.
-    fn depthwise_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>, kernel: [usize; 2], options: ConvOptions<2>) -> FloatTensor<Self>;
+pub trait ConvExt: burn::backend::Backend {
+    /// conv2d(x, weight, bias) with groups = 1 or groups = channels (depthwise).
+    fn conv2d_ext(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
+    /// The input gradient of `conv2d_ext` given the output gradient.
+    fn conv2d_ext_x_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
+    /// The weight gradient of `conv2d_ext` given the output gradient.
+    fn conv2d_ext_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
 }
 
-impl DepthwiseOps for Flex {
-    fn depthwise_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        if options.stride == [1, 1] {
+impl ConvExt for Flex {
+    fn conv2d_ext(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if options.groups == 1 || options.stride == [1, 1] {
             return Flex::conv2d(x, weight, Some(bias), options);
         }
         let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
@@ -48,34 +51,39 @@ impl DepthwiseOps for Flex {
         let y = forward(f32s(&x), f32s(&w), f32s(&b), &geo);
         FlexTensor::from_data(TensorData::new(y, [n, c, geo.oh, geo.ow]))
     }
-    fn depthwise_x_grad(weight: FlexTensor, grad: FlexTensor, input: [usize; 2], options: ConvOptions<2>) -> FlexTensor {
+    fn conv2d_ext_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if options.groups == 1 {
+            return Flex::conv2d_x_backward(x, weight, grad, options);
+        }
+        let [_, _, h, wd] = x.layout().shape().dims::<4>();
         let (w, g) = (weight.to_contiguous(), grad.to_contiguous());
         let [n, c, oh, ow] = g.layout().shape().dims::<4>();
         let [_, _, kh, kw] = w.layout().shape().dims::<4>();
-        let geo = Geometry::new([n, c, input[0], input[1]], [oh, ow], [kh, kw], &options);
+        let geo = Geometry::new([n, c, h, wd], [oh, ow], [kh, kw], &options);
         let gx = x_grad(f32s(&w), f32s(&g), &geo);
-        FlexTensor::from_data(TensorData::new(gx, [n, c, input[0], input[1]]))
+        FlexTensor::from_data(TensorData::new(gx, [n, c, h, wd]))
     }
-    fn depthwise_weight_grad(x: FlexTensor, grad: FlexTensor, kernel: [usize; 2], options: ConvOptions<2>) -> FlexTensor {
+    fn conv2d_ext_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let (x, g) = (x.to_contiguous(), grad.to_contiguous());
         let [n, c, h, w] = x.layout().shape().dims::<4>();
+        let [co, ci, kh, kw] = weight.layout().shape().dims::<4>();
         let [_, _, oh, ow] = g.layout().shape().dims::<4>();
-        let geo = Geometry::new([n, c, h, w], [oh, ow], kernel, &options);
-        let out = weight_grad(f32s(&x), f32s(&g), &geo);
-        FlexTensor::from_data(TensorData::new(out, [c, 1, kernel[0], kernel[1]]))
+        let geo = Geometry::new([n, c, h, w], [oh, ow], [kh, kw], &options);
+        let out = if options.groups == 1 { dense_weight_grad(f32s(&x), f32s(&g), co, &geo) } else { weight_grad(f32s(&x), f32s(&g), &geo) };
+        FlexTensor::from_data(TensorData::new(out, [co, ci, kh, kw]))
     }
 }
 
 fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("depthwise conv: contiguous f32 tensors")
+    t.as_slice::<f32>().expect("conv extension: contiguous f32 tensors")
 }
 
-impl<B: Backend + DepthwiseOps, C: CheckpointStrategy> DepthwiseOps for Autodiff<B, C> {
-    fn depthwise_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
+    fn conv2d_ext(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
         #[derive(Debug)]
-        struct DepthwiseBackward;
+        struct ConvBackward;
 
-        impl<B: Backend + DepthwiseOps> Backward<B, 3> for DepthwiseBackward {
+        impl<B: Backend + ConvExt> Backward<B, 3> for ConvBackward {
             type State = (NodeId, NodeId, NodeId, ConvOptions<2>);
 
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
@@ -86,12 +94,10 @@ impl<B: Backend + DepthwiseOps, C: CheckpointStrategy> DepthwiseOps for Autodiff
                 let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(w_state);
                 let b = checkpointer.retrieve_node_output::<FloatTensor<B>>(b_state);
                 if let Some(node) = node_x {
-                    let dims = burn::backend::TensorMetadata::shape(&x).dims::<4>();
-                    grads.register::<B>(node.id, B::depthwise_x_grad(w.clone(), grad.clone(), [dims[2], dims[3]], options.clone()));
+                    grads.register::<B>(node.id, B::conv2d_ext_x_grad(x.clone(), w.clone(), grad.clone(), options.clone()));
                 }
                 if let Some(node) = node_w {
-                    let dims = burn::backend::TensorMetadata::shape(&w).dims::<4>();
-                    grads.register::<B>(node.id, B::depthwise_weight_grad(x.clone(), grad.clone(), [dims[2], dims[3]], options));
+                    grads.register::<B>(node.id, B::conv2d_ext_weight_grad(x.clone(), w, grad.clone(), options));
                 }
                 if let Some(node) = node_b {
                     grads.register::<B>(node.id, B::conv2d_bias_backward(x, b, grad));
@@ -99,32 +105,35 @@ impl<B: Backend + DepthwiseOps, C: CheckpointStrategy> DepthwiseOps for Autodiff
             }
         }
 
-        match DepthwiseBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+        match ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight), prep.checkpoint(&bias), options.clone());
-                prep.finish(state, B::depthwise_conv2d(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options))
+                prep.finish(state, B::conv2d_ext(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::depthwise_conv2d(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options)),
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_ext(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options)),
         }
     }
-    fn depthwise_x_grad(_: FloatTensor<Self>, _: FloatTensor<Self>, _: [usize; 2], _: ConvOptions<2>) -> FloatTensor<Self> {
+    fn conv2d_ext_x_grad(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: ConvOptions<2>) -> FloatTensor<Self> {
         unreachable!("gradients are computed on the inner backend")
     }
-    fn depthwise_weight_grad(_: FloatTensor<Self>, _: FloatTensor<Self>, _: [usize; 2], _: ConvOptions<2>) -> FloatTensor<Self> {
+    fn conv2d_ext_weight_grad(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: ConvOptions<2>) -> FloatTensor<Self> {
         unreachable!("gradients are computed on the inner backend")
     }
 }
 
-/// conv2d(x, weight, bias, options) for a depthwise layer (groups = in = out channels): the
-/// extension op on the CPU backend, burn's conv2d elsewhere.
+/// conv2d(x, weight, bias, options) with the extension's kernels on the CPU backend: depthwise
+/// layers always, dense ones (groups = 1) where gradients are taken (their forward is burn's
+/// anyway). Everything else, and every other device, is burn's conv2d.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
-    if x.device().inner() != Device::flex() || options.is_asymmetric() || options.groups != x.dims()[1] || weight.dims()[1] != 1 {
+    let depthwise = options.groups == x.dims()[1] && weight.dims()[1] == 1 && options.groups > 1;
+    let dense = options.groups == 1 && x.device().is_autodiff();
+    if x.device().inner() != Device::flex() || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);
     }
-    Tensor::from_dispatch(<Dispatch as DepthwiseOps>::depthwise_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options))
+    Tensor::from_dispatch(<Dispatch as ConvExt>::conv2d_ext(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options))
 }
 
-/// Shapes of a depthwise convolution (NCHW).
+/// Shapes of a convolution (NCHW; `c` = input channels).
 struct Geometry {
     n: usize,
     c: usize,
@@ -161,8 +170,13 @@ impl Geometry {
     /// Every (output row y, input row, tap index, output columns lo..hi, input column of lo)
     /// where a kernel tap meets the image: the loop all three kernels share.
     fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
+        self.for_each_tap_in(0..self.oh, &mut f)
+    }
+
+    /// `for_each_tap` over the output rows `rows` only.
+    fn for_each_tap_in(&self, rows: std::ops::Range<usize>, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
         let [kh, kw] = self.kernel;
-        for y in 0..self.oh {
+        for y in rows {
             for i in 0..kh {
                 let Some(iy) = self.in_row(y, i) else { continue };
                 for j in 0..kw {
@@ -267,6 +281,44 @@ fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
         acc.iter_mut().zip(&sums).for_each(|(a, s)| *a = *s as f32);
     });
     out
+}
+
+/// dW[co, (ci, i, j)] = Σ_n G_n[co, L] · cols_n[(ci, i, j), L], with cols the im2col of the input
+/// built a band of output rows at a time (at most ~16 MiB) and one GEMM per band.
+fn dense_weight_grad(xs: &[f32], gs: &[f32], co: usize, geo: &Geometry) -> Vec<f32> {
+    let taps = geo.kernel[0] * geo.kernel[1];
+    let k = geo.c * taps;
+    let l = geo.oh * geo.ow;
+    // a few rows per band in tests, so that the banding itself is checked
+    let budget = if cfg!(test) { 64 } else { 1 << 22 };
+    let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
+    let mut dw = vec![0f32; co * k];
+    let mut cols = vec![0f32; k * band * geo.ow];
+    for b in 0..geo.n {
+        let planes: Vec<Phased> = (0..geo.c).map(|ci| Phased::new(&xs[(b * geo.c + ci) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1])).collect();
+        for y0 in (0..geo.oh).step_by(band) {
+            let rows = band.min(geo.oh - y0);
+            let lc = rows * geo.ow;
+            cols[..k * lc].par_chunks_mut(taps * lc).zip(&planes).for_each(|(chunk, x)| {
+                chunk.fill(0.0);
+                geo.for_each_tap_in(y0..y0 + rows, |y, iy, t, lo, hi, start| {
+                    chunk[t * lc + (y - y0) * geo.ow..][lo..hi].copy_from_slice(x.run(iy, start, hi - lo));
+                });
+            });
+            // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b
+            unsafe {
+                gemm::gemm(
+                    co, k, lc,
+                    dw.as_mut_ptr(), 1, k as isize, true,
+                    gs[(b * co) * l + y0 * geo.ow..].as_ptr(), 1, l as isize,
+                    cols.as_ptr(), lc as isize, 1,
+                    1.0, 1.0, false, false, false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
+        }
+    }
+    dw
 }
 
 /// A dot product with 16 independent partial sums, so the compiler can vectorise it.
