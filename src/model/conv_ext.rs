@@ -20,6 +20,7 @@ use burn::backend::autodiff::{
     ops::{Backward, Ops, OpsKind},
     NodeId,
 };
+use burn::backend::ops::conv::calculate_conv_output_size;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex};
@@ -46,7 +47,7 @@ impl ConvExt for Flex {
         let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
         let [n, c, h, wd] = x.layout().shape().dims::<4>();
         let [_, _, kh, kw] = w.layout().shape().dims::<4>();
-        let out = |len: usize, k: usize, d: usize| (len + 2 * options.padding_begin()[d] - options.dilation[d] * (k - 1) - 1) / options.stride[d] + 1;
+        let out = |len: usize, k: usize, d: usize| calculate_conv_output_size(k, options.stride[d], options.padding_begin()[d], options.dilation[d], len);
         let geo = Geometry::new([n, c, h, wd], [out(h, kh, 0), out(wd, kw, 1)], [kh, kw], &options);
         let y = forward(f32s(&x), f32s(&w), f32s(&b), &geo);
         FlexTensor::from_data(TensorData::new(y, [n, c, geo.oh, geo.ow]))
@@ -121,16 +122,32 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
     }
 }
 
-/// conv2d(x, weight, bias, options) with the extension's kernels on the CPU backend: depthwise
-/// layers always, dense ones (groups = 1) where gradients are taken (their forward is burn's
-/// anyway). Everything else, and every other device, is burn's conv2d.
+/// conv2d(x, weight, bias, options), on the fastest path this crate has for it: where gradients
+/// are taken, a 1×1 stride-1 layer is a matmul (`pointwise`; for inference burn's 1×1
+/// convolution was faster, its bias is fused). On the CPU backend, depthwise layers always, and
+/// dense ones (groups = 1) where gradients are taken, use the extension's kernels (a dense
+/// layer's forward is burn's anyway). Everything else, and every other device, is burn's conv2d.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
+    if options.groups == 1 && x.device().is_autodiff() && weight.dims()[2..] == [1, 1] && options.stride == [1, 1] && options.padding == [(0, 0), (0, 0)] {
+        return pointwise(x, weight, bias);
+    }
     let depthwise = options.groups == x.dims()[1] && weight.dims()[1] == 1 && options.groups > 1;
     let dense = options.groups == 1 && x.device().is_autodiff();
     if x.device().inner() != Device::flex() || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);
     }
     Tensor::from_dispatch(<Dispatch as ConvExt>::conv2d_ext(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options))
+}
+
+/// A 1×1 convolution (stride 1, no padding) as one batched matrix product, W[co, ci] · X[n, ci, h·w].
+/// burn's convolution backward runs a 1×1 layer's input gradient through conv-transpose
+/// (GEMM, then a col2im pass) and its weight gradient through a convolution with the gradient
+/// plane as kernel; as a matmul, both gradients are plain GEMMs.
+pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    let [n, ci, h, w] = x.dims();
+    let co = weight.dims()[0];
+    let y = weight.reshape([1, co, ci]).matmul(x.reshape([n, ci, h * w])) + bias.reshape([1, co, 1]);
+    y.reshape([n, co, h, w])
 }
 
 /// Shapes of a convolution (NCHW; `c` = input channels).
@@ -199,6 +216,11 @@ struct Phased<'a> {
     s: usize,
 }
 
+/// Where column x of row y sits in a phased buffer (h rows, wp columns per phase, stride s).
+fn phased_at(s: usize, h: usize, wp: usize, y: usize, x: usize) -> usize {
+    ((x % s) * h + y) * wp + x / s
+}
+
 impl<'a> Phased<'a> {
     fn new(plane: &'a [f32], h: usize, w: usize, s: usize) -> Self {
         if s == 1 {
@@ -208,7 +230,7 @@ impl<'a> Phased<'a> {
         let mut buf = vec![0f32; s * h * wp];
         for (y, row) in plane.chunks_exact(w).enumerate() {
             for (x, v) in row.iter().enumerate() {
-                buf[((x % s) * h + y) * wp + x / s] = *v;
+                buf[phased_at(s, h, wp, y, x)] = *v;
             }
         }
         Phased { buf: buf.into(), h, wp, s }
@@ -216,7 +238,7 @@ impl<'a> Phased<'a> {
 
     /// The input columns start, start + s, … (len of them) of row y.
     fn run(&self, y: usize, start: usize, len: usize) -> &[f32] {
-        &self.buf[((start % self.s) * self.h + y) * self.wp + start / self.s..][..len]
+        &self.buf[phased_at(self.s, self.h, self.wp, y, start)..][..len]
     }
 }
 
@@ -251,13 +273,13 @@ fn x_grad(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
         let mut phased = if s == 1 { Vec::new() } else { vec![0f32; s * geo.h * wp] };
         let acc: &mut [f32] = if s == 1 { plane } else { &mut phased };
         geo.for_each_tap(|y, iy, k, lo, hi, start| {
-            let run = &mut acc[((start % s) * geo.h + iy) * wp + start / s..][..hi - lo];
+            let run = &mut acc[phased_at(s, geo.h, wp, iy, start)..][..hi - lo];
             run.iter_mut().zip(&g[y * geo.ow..][lo..hi]).for_each(|(o, v)| *o += taps[k] * v);
         });
         if s > 1 {
             for (y, row) in plane.chunks_exact_mut(geo.w).enumerate() {
                 for (x, v) in row.iter_mut().enumerate() {
-                    *v = phased[((x % s) * geo.h + y) * wp + x / s];
+                    *v = phased[phased_at(s, geo.h, wp, y, x)];
                 }
             }
         }

@@ -67,14 +67,10 @@ pub fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     }
     let c = scale.dims()[0];
     let weight = conv.weight.val() * scale.reshape([c, 1, 1, 1]);
-    // 1×1 only where gradients are taken: for inference burn's 1×1 convolution was faster (bias fused)
-    if conv.groups == 1 && x.device().is_autodiff() && weight.dims()[2..] == [1, 1] && options.stride == [1, 1] && options.padding == [(0, 0), (0, 0)] {
-        return pointwise(x, weight, shift);
-    }
     super::conv_ext::conv2d(x, weight, shift, options)
 }
 
-/// `conv.forward(x)`, through `conv_ext`'s CPU kernels where they apply.
+/// `conv.forward(x)`, through `conv_ext`'s faster paths where they apply.
 pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match (conv_options(conv), &conv.bias) {
         (Some(options), Some(bias)) => super::conv_ext::conv2d(x, conv.weight.val(), bias.val(), options),
@@ -90,17 +86,6 @@ fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
         PaddingConfig2d::Same => return None,
     };
     Some(ConvOptions::new_with_padding(conv.stride, pad, conv.dilation, conv.groups))
-}
-
-/// A 1×1 convolution (stride 1, no padding) as one batched matrix product, W[co, ci] · X[n, ci, h·w].
-/// burn's convolution backward runs a 1×1 layer's input gradient through conv-transpose
-/// (GEMM, then a col2im pass) and its weight gradient through a convolution with the gradient
-/// plane as kernel; as a matmul, both gradients are plain GEMMs.
-pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
-    let [n, ci, h, w] = x.dims();
-    let co = weight.dims()[0];
-    let y = weight.reshape([1, co, ci]).matmul(x.reshape([n, ci, h * w])) + bias.reshape([1, co, 1]);
-    y.reshape([n, co, h, w])
 }
 
 pub fn relu(x: Tensor<4>) -> Tensor<4> {
@@ -182,6 +167,6 @@ mod tests {
 
     #[test]
     fn pointwise_matches_burns_convolution() {
-        matches_conv2d(pointwise, [2, 6, 5, 7], [4, 6, 1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
+        matches_conv2d(super::super::conv_ext::pointwise, [2, 6, 5, 7], [4, 6, 1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
     }
 }
