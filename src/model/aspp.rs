@@ -1,5 +1,5 @@
 //! DeepLab-v2's classifier: the sum of parallel dilated 3×3 convolutions (ASPP-v2).
-use super::layers::conv_normal;
+use super::layers::{conv_forward, conv_normal};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
@@ -20,9 +20,9 @@ impl AsppV2 {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut out = self.convs[0].forward(x.clone());
+        let mut out = conv_forward(&self.convs[0], x.clone());
         for c in &self.convs[1..self.branches] {
-            out = out + c.forward(x.clone());
+            out = out + conv_forward(c, x.clone());
         }
         out
     }

@@ -9,7 +9,8 @@
 //!   fast and is kept.
 //! - **Dense weight gradient** (groups = 1): burn runs it as a convolution over the swapped
 //!   batch and channel axes, which at batch 1 is again a huge-kernel direct loop. Here: im2col
-//!   in row chunks and one GEMM per chunk. The forward and the input gradient stay burn's.
+//!   in row chunks and one GEMM per chunk. The stride-1 input gradient is burn-flex's forward
+//!   convolution with the flipped kernel instead of its conv-transpose. The forward stays burn's.
 //!
 //! Routed only for Flex tensors (and autodiff over Flex); other devices (CUDA) keep burn's
 //! convolution.
@@ -21,12 +22,13 @@ use burn::backend::autodiff::{
     NodeId,
 };
 use burn::backend::ops::conv::calculate_conv_output_size;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
+use super::conv_direct;
 use rayon::prelude::*;
 
 #[backend_extension(Flex, Autodiff)]
@@ -41,12 +43,20 @@ pub trait ConvExt: burn::backend::Backend {
 
 impl ConvExt for Flex {
     fn conv2d_ext(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let [co, _, kh, kw] = weight.layout().shape().dims::<4>();
+        if options.groups == 1 && conv_direct::suits(co, options.stride) {
+            let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
+            let [n, c, h, wd] = x.layout().shape().dims::<4>();
+            let out = |len: usize, k: usize, d: usize| calculate_conv_output_size(k, 1, options.padding_begin()[d], options.dilation[d], len);
+            let plan = conv_direct::Plan { n, c, h, w: wd, co, kernel: [kh, kw], dilation: options.dilation, pad: options.padding_begin(), oh: out(h, kh, 0), ow: out(wd, kw, 1) };
+            let y = conv_direct::forward(f32s(&x), f32s(&w), f32s(&b), &plan);
+            return FlexTensor::from_data(TensorData::new(y, [n, co, plan.oh, plan.ow]));
+        }
         if options.groups == 1 || options.stride == [1, 1] {
             return Flex::conv2d(x, weight, Some(bias), options);
         }
         let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
         let [n, c, h, wd] = x.layout().shape().dims::<4>();
-        let [_, _, kh, kw] = w.layout().shape().dims::<4>();
         let out = |len: usize, k: usize, d: usize| calculate_conv_output_size(k, options.stride[d], options.padding_begin()[d], options.dilation[d], len);
         let geo = Geometry::new([n, c, h, wd], [out(h, kh, 0), out(wd, kw, 1)], [kh, kw], &options);
         let y = forward(f32s(&x), f32s(&w), f32s(&b), &geo);
@@ -54,7 +64,7 @@ impl ConvExt for Flex {
     }
     fn conv2d_ext_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         if options.groups == 1 {
-            return Flex::conv2d_x_backward(x, weight, grad, options);
+            return dense_x_grad(x, weight, grad, options);
         }
         let [_, _, h, wd] = x.layout().shape().dims::<4>();
         let (w, g) = (weight.to_contiguous(), grad.to_contiguous());
@@ -70,9 +80,44 @@ impl ConvExt for Flex {
         let [co, ci, kh, kw] = weight.layout().shape().dims::<4>();
         let [_, _, oh, ow] = g.layout().shape().dims::<4>();
         let geo = Geometry::new([n, c, h, w], [oh, ow], [kh, kw], &options);
+        if options.groups == 1 && conv_direct::suits(co, options.stride) && !options.is_asymmetric() {
+            let plan = conv_direct::Plan { n, c, h, w, co, kernel: [kh, kw], dilation: options.dilation, pad: options.padding_begin(), oh, ow };
+            if let Some(dw) = conv_direct::weight_grad(f32s(&x), f32s(&g), &plan) {
+                return FlexTensor::from_data(TensorData::new(dw, [co, ci, kh, kw]));
+            }
+        }
         let out = if options.groups == 1 { dense_weight_grad(f32s(&x), f32s(&g), co, &geo) } else { weight_grad(f32s(&x), f32s(&g), &geo) };
         FlexTensor::from_data(TensorData::new(out, [co, ci, kh, kw]))
     }
+}
+
+/// Input gradient of a dense convolution. At stride 1 it is the forward convolution of the
+/// output gradient with the flipped, channel-transposed kernel (padding d·(k−1) − p), which
+/// burn-flex runs as im2col over the *output* channels plus one GEMM into the input channels.
+/// burn's own path (conv-transpose) is a GEMM whose inner dimension is the layer's output
+/// channels, e.g. 19 for a classifier over 2048 channels, followed by a col2im pass over a
+/// column buffer k·k times the input gradient's size.
+fn dense_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    let [_, _, kh, kw] = weight.layout().shape().dims::<4>();
+    let reach = [options.dilation[0] * (kh - 1), options.dilation[1] * (kw - 1)];
+    let pad = options.padding_begin();
+    if options.stride != [1, 1] || options.is_asymmetric() || pad[0] > reach[0] || pad[1] > reach[1] {
+        return Flex::conv2d_x_backward(x, weight, grad, options);
+    }
+    let co = weight.layout().shape()[0];
+    let flipped = Flex::float_flip(Flex::float_swap_dims(weight, 0, 1), &[2, 3]);
+    let transposed = ConvOptions::new([1, 1], [reach[0] - pad[0], reach[1] - pad[1]], options.dilation, 1);
+    if !conv_direct::suits(co, options.stride) {
+        return Flex::conv2d(grad, flipped, None, transposed);
+    }
+    // few channels in (the classifier's gradient): the direct kernel, which does not mind
+    // many channels out
+    let (g, w) = (grad.to_contiguous(), flipped.to_contiguous());
+    let [n, c, h, wd] = x.layout().shape().dims::<4>();
+    let [_, _, oh, ow] = g.layout().shape().dims::<4>();
+    let plan = conv_direct::Plan { n, c: co, h: oh, w: ow, co: c, kernel: [kh, kw], dilation: options.dilation, pad: transposed.padding_begin(), oh: h, ow: wd };
+    let gx = conv_direct::forward(f32s(&g), f32s(&w), &vec![0.0; c], &plan);
+    FlexTensor::from_data(TensorData::new(gx, [n, c, h, wd]))
 }
 
 fn f32s(t: &FlexTensor) -> &[f32] {
@@ -132,7 +177,7 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOpt
         return pointwise(x, weight, bias);
     }
     let depthwise = options.groups == x.dims()[1] && weight.dims()[1] == 1 && options.groups > 1;
-    let dense = options.groups == 1 && x.device().is_autodiff();
+    let dense = options.groups == 1 && (x.device().is_autodiff() || conv_direct::suits(weight.dims()[0], options.stride));
     if x.device().inner() != Device::flex() || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);
     }

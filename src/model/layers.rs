@@ -155,13 +155,26 @@ mod tests {
         }
     }
 
-    /// The dense weight gradient (im2col + GEMM), for the discriminators' 4×4 stride-2 layers and
-    /// dilated 3×3 ones, with a band height that splits the rows.
+    /// The dense weight gradient (im2col + GEMM) and stride-1 input gradient (a convolution with
+    /// the flipped kernel), for the discriminators' 4×4 stride-2 layers, dilated 3×3 ones (an
+    /// ASPP dilation wider than the image included), unpadded and even kernels, a padding
+    /// beyond the kernel's reach (burn's path), with a band height that splits the rows.
     #[test]
     fn dense_matches_burns_convolution() {
-        for (k, stride, dilation, pad, h, w) in [(4, 2, 1, 1, 9, 14), (3, 1, 2, 2, 8, 11), (3, 2, 1, 1, 7, 40)] {
+        for (k, stride, dilation, pad, h, w) in [(4, 2, 1, 1, 9, 14), (3, 1, 2, 2, 8, 11), (3, 2, 1, 1, 7, 40), (3, 1, 6, 6, 5, 9), (4, 1, 1, 1, 9, 14), (3, 1, 1, 0, 7, 9), (3, 1, 1, 3, 6, 8)] {
             let opts = ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], 1);
             matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 3, h, w], [4, 3, k, k], opts.clone());
+        }
+    }
+
+    /// The few-output-channel direct forward (`conv_direct`): output channels not a multiple of
+    /// its register block, rows of more than one column chunk, dilations up to wider than the
+    /// image, even and 1-wide kernels, and no padding; gradients are the dense ones.
+    #[test]
+    fn direct_forward_matches_burns_convolution() {
+        for (co, kh, kw, dilation, pad, h, w) in [(7, 3, 3, 1, 1, 6, 70), (19, 3, 3, 6, 6, 5, 9), (12, 3, 3, 2, 0, 9, 150), (5, 4, 4, 1, 1, 7, 20), (3, 3, 1, 1, 1, 8, 33), (1, 1, 1, 1, 0, 4, 17)] {
+            let opts = ConvOptions::new([1, 1], [pad, if kw == 1 { 0 } else { pad }], [dilation, dilation], 1);
+            matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 6, h, w], [co, 6, kh, kw], opts.clone());
         }
     }
 

@@ -2,7 +2,7 @@
 //! FCN's padding-100 + crop trick, which only re-aligns what padding 1 keeps aligned); fc6/fc7
 //! are 7×7 and 1×1 convolutions; the skip scores use FCN-8s-at-once's 0.01 / 0.0001 scaling and
 //! the fixed bilinear upsampling it trains with.
-use super::layers::{conv, conv_normal, relu};
+use super::layers::{conv, conv_forward, conv_normal, relu};
 use super::Feats;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -67,7 +67,7 @@ impl Vgg16 {
         let mut skips = Vec::new();
         for (b, &n) in BLOCKS.iter().enumerate() {
             for _ in 0..n {
-                x = relu(self.convs[k].forward(x));
+                x = relu(conv_forward(&self.convs[k], x));
                 k += 1;
             }
             x = self.pool.forward(x);
@@ -77,7 +77,7 @@ impl Vgg16 {
         }
         // Dropout of fc6/fc7 is left out: with batch 1 and frozen statistics it only adds noise
         // to the adaptation losses; say so in docs/methods.
-        let x = relu(self.fc7.forward(relu(self.fc6.forward(x))));
+        let x = relu(conv_forward(&self.fc7, relu(conv_forward(&self.fc6, x))));
         skips.reverse(); // [pool4, pool3]
         Feats { main: x, aux: None, skips }
     }
@@ -106,10 +106,10 @@ impl Fcn8Head {
             let [_, _, h, w] = like.dims();
             interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]))
         };
-        let s = self.score_fr.forward(f.main.clone());
-        let p4 = self.score_pool4.forward(f.skips[0].clone().mul_scalar(0.01));
+        let s = conv_forward(&self.score_fr, f.main.clone());
+        let p4 = conv_forward(&self.score_pool4, f.skips[0].clone().mul_scalar(0.01));
         let s = up(s, &p4) + p4;
-        let p3 = self.score_pool3.forward(f.skips[1].clone().mul_scalar(0.0001));
+        let p3 = conv_forward(&self.score_pool3, f.skips[1].clone().mul_scalar(0.0001));
         up(s, &p3) + p3
     }
 }
