@@ -7,6 +7,7 @@
 //! The kernel holds `CB` output channels × `V` vectors of output columns in registers and streams
 //! each input row once per block: one vector load feeds `CB` multiply-adds. The weights are laid
 //! out [block][ci][tap][CB] so that a block's broadcasts are contiguous.
+use super::conv_ext::Geometry;
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
@@ -20,22 +21,8 @@ pub fn suits(out_channels: usize, stride: [usize; 2]) -> bool {
     out_channels <= 32 && stride == [1, 1]
 }
 
-/// Shapes of a stride-1 convolution (NCHW; symmetric padding).
-pub struct Plan {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub co: usize,
-    pub kernel: [usize; 2],
-    pub dilation: [usize; 2],
-    pub pad: [usize; 2],
-    pub oh: usize,
-    pub ow: usize,
-}
-
-/// y = conv(x, w) + b, as [n, co, oh, ow].
-pub fn forward(xs: &[f32], ws: &[f32], bs: &[f32], p: &Plan) -> Vec<f32> {
+/// y = conv(x, w) + b, as [n, co, oh, ow], for a stride-1 `p` with symmetric padding.
+pub fn forward(xs: &[f32], ws: &[f32], bs: &[f32], p: &Geometry) -> Vec<f32> {
     pulp::Arch::new().dispatch(Forward { xs, ws, bs, p })
 }
 
@@ -43,7 +30,7 @@ struct Forward<'a> {
     xs: &'a [f32],
     ws: &'a [f32],
     bs: &'a [f32],
-    p: &'a Plan,
+    p: &'a Geometry,
 }
 
 impl WithSimd for Forward<'_> {
@@ -84,7 +71,7 @@ impl WithSimd for Forward<'_> {
 
 /// The input with each row zero-padded: `p.pad[1]` zeros on the left and room on the right for
 /// full-vector loads over output columns rounded up to `chunk`. Returns the rows and their width.
-fn padded_rows(xs: &[f32], p: &Plan, chunk: usize) -> (Vec<f32>, usize) {
+fn padded_rows(xs: &[f32], p: &Geometry, chunk: usize) -> (Vec<f32>, usize) {
     let wp = (p.w + 2 * p.pad[1]).max(p.ow.div_ceil(chunk) * chunk + (p.kernel[1] - 1) * p.dilation[1]);
     let mut xp = vec![0f32; p.n * p.c * p.h * wp];
     xp.par_chunks_mut(p.h * wp).zip(xs.par_chunks(p.h * p.w)).for_each(|(dst, src)| {
@@ -100,7 +87,7 @@ struct Row<'a> {
     xp: &'a [f32],
     wr: &'a [f32],
     bs: &'a [f32],
-    p: &'a Plan,
+    p: &'a Geometry,
     wp: usize,
     y: usize,
     out: &'a mut [f32],
@@ -163,7 +150,7 @@ const GB: usize = 6;
 /// columns in registers, so one vector load of a gradient row feeds `kw` multiply-adds and one
 /// of an input row feeds `GB`. (burn's path, and the GEMM one in `conv_ext`, build an im2col
 /// buffer nine times the input and run a GEMM with M = 19 over it.)
-pub fn weight_grad(xs: &[f32], gs: &[f32], p: &Plan) -> Option<Vec<f32>> {
+pub fn weight_grad(xs: &[f32], gs: &[f32], p: &Geometry) -> Option<Vec<f32>> {
     match p.kernel[1] {
         1 => Some(pulp::Arch::new().dispatch(WeightGrad::<1> { xs, gs, p })),
         2 => Some(pulp::Arch::new().dispatch(WeightGrad::<2> { xs, gs, p })),
@@ -176,7 +163,7 @@ pub fn weight_grad(xs: &[f32], gs: &[f32], p: &Plan) -> Option<Vec<f32>> {
 struct WeightGrad<'a, const KW: usize> {
     xs: &'a [f32],
     gs: &'a [f32],
-    p: &'a Plan,
+    p: &'a Geometry,
 }
 
 impl<const KW: usize> WithSimd for WeightGrad<'_, KW> {
@@ -216,7 +203,7 @@ impl<const KW: usize> WithSimd for WeightGrad<'_, KW> {
 struct WeightGradChannel<'a, const KW: usize> {
     xp: &'a [f32],
     gp: &'a [f32],
-    p: &'a Plan,
+    p: &'a Geometry,
     wp: usize,
     gw: usize,
     ci: usize,

@@ -11,6 +11,8 @@
 //!   batch and channel axes, which at batch 1 is again a huge-kernel direct loop. Here: im2col
 //!   in row chunks and one GEMM per chunk. The stride-1 input gradient is burn-flex's forward
 //!   convolution with the flipped kernel instead of its conv-transpose. The forward stays burn's.
+//! - **Few output channels** (the classifier, stride 1): forward, weight gradient and (with few
+//!   channels into the input gradient) input gradient through `conv_direct`'s kernels.
 //!
 //! Routed only for Flex tensors (and autodiff over Flex); other devices (CUDA) keep burn's
 //! convolution.
@@ -43,24 +45,17 @@ pub trait ConvExt: burn::backend::Backend {
 
 impl ConvExt for Flex {
     fn conv2d_ext(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        let [co, _, kh, kw] = weight.layout().shape().dims::<4>();
-        if options.groups == 1 && conv_direct::suits(co, options.stride) {
-            let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
-            let [n, c, h, wd] = x.layout().shape().dims::<4>();
-            let out = |len: usize, k: usize, d: usize| calculate_conv_output_size(k, 1, options.padding_begin()[d], options.dilation[d], len);
-            let plan = conv_direct::Plan { n, c, h, w: wd, co, kernel: [kh, kw], dilation: options.dilation, pad: options.padding_begin(), oh: out(h, kh, 0), ow: out(wd, kw, 1) };
-            let y = conv_direct::forward(f32s(&x), f32s(&w), f32s(&b), &plan);
-            return FlexTensor::from_data(TensorData::new(y, [n, co, plan.oh, plan.ow]));
-        }
-        if options.groups == 1 || options.stride == [1, 1] {
+        let wdims = weight.layout().shape().dims::<4>();
+        let direct = options.groups == 1 && conv_direct::suits(wdims[0], options.stride);
+        if !direct && (options.groups == 1 || options.stride == [1, 1]) {
             return Flex::conv2d(x, weight, Some(bias), options);
         }
         let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
         let [n, c, h, wd] = x.layout().shape().dims::<4>();
         let out = |len: usize, k: usize, d: usize| calculate_conv_output_size(k, options.stride[d], options.padding_begin()[d], options.dilation[d], len);
-        let geo = Geometry::new([n, c, h, wd], [out(h, kh, 0), out(wd, kw, 1)], [kh, kw], &options);
-        let y = forward(f32s(&x), f32s(&w), f32s(&b), &geo);
-        FlexTensor::from_data(TensorData::new(y, [n, c, geo.oh, geo.ow]))
+        let geo = Geometry::new([n, c, h, wd], [out(h, wdims[2], 0), out(wd, wdims[3], 1)], wdims, &options);
+        let y = if direct { conv_direct::forward(f32s(&x), f32s(&w), f32s(&b), &geo) } else { forward(f32s(&x), f32s(&w), f32s(&b), &geo) };
+        FlexTensor::from_data(TensorData::new(y, [n, geo.co, geo.oh, geo.ow]))
     }
     fn conv2d_ext_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         if options.groups == 1 {
@@ -69,25 +64,22 @@ impl ConvExt for Flex {
         let [_, _, h, wd] = x.layout().shape().dims::<4>();
         let (w, g) = (weight.to_contiguous(), grad.to_contiguous());
         let [n, c, oh, ow] = g.layout().shape().dims::<4>();
-        let [_, _, kh, kw] = w.layout().shape().dims::<4>();
-        let geo = Geometry::new([n, c, h, wd], [oh, ow], [kh, kw], &options);
+        let geo = Geometry::new([n, c, h, wd], [oh, ow], w.layout().shape().dims::<4>(), &options);
         let gx = x_grad(f32s(&w), f32s(&g), &geo);
         FlexTensor::from_data(TensorData::new(gx, [n, c, h, wd]))
     }
     fn conv2d_ext_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let (x, g) = (x.to_contiguous(), grad.to_contiguous());
-        let [n, c, h, w] = x.layout().shape().dims::<4>();
-        let [co, ci, kh, kw] = weight.layout().shape().dims::<4>();
+        let wdims = weight.layout().shape().dims::<4>();
         let [_, _, oh, ow] = g.layout().shape().dims::<4>();
-        let geo = Geometry::new([n, c, h, w], [oh, ow], [kh, kw], &options);
-        if options.groups == 1 && conv_direct::suits(co, options.stride) && !options.is_asymmetric() {
-            let plan = conv_direct::Plan { n, c, h, w, co, kernel: [kh, kw], dilation: options.dilation, pad: options.padding_begin(), oh, ow };
-            if let Some(dw) = conv_direct::weight_grad(f32s(&x), f32s(&g), &plan) {
-                return FlexTensor::from_data(TensorData::new(dw, [co, ci, kh, kw]));
-            }
-        }
-        let out = if options.groups == 1 { dense_weight_grad(f32s(&x), f32s(&g), co, &geo) } else { weight_grad(f32s(&x), f32s(&g), &geo) };
-        FlexTensor::from_data(TensorData::new(out, [co, ci, kh, kw]))
+        let geo = Geometry::new(x.layout().shape().dims::<4>(), [oh, ow], wdims, &options);
+        let direct = (options.groups == 1 && conv_direct::suits(geo.co, options.stride) && !options.is_asymmetric()).then(|| conv_direct::weight_grad(f32s(&x), f32s(&g), &geo)).flatten();
+        let out = match direct {
+            Some(dw) => dw,
+            None if options.groups == 1 => dense_weight_grad(f32s(&x), f32s(&g), &geo),
+            None => weight_grad(f32s(&x), f32s(&g), &geo),
+        };
+        FlexTensor::from_data(TensorData::new(out, wdims))
     }
 }
 
@@ -114,9 +106,8 @@ fn dense_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: Co
     // many channels out
     let (g, w) = (grad.to_contiguous(), flipped.to_contiguous());
     let [n, c, h, wd] = x.layout().shape().dims::<4>();
-    let [_, _, oh, ow] = g.layout().shape().dims::<4>();
-    let plan = conv_direct::Plan { n, c: co, h: oh, w: ow, co: c, kernel: [kh, kw], dilation: options.dilation, pad: transposed.padding_begin(), oh: h, ow: wd };
-    let gx = conv_direct::forward(f32s(&g), f32s(&w), &vec![0.0; c], &plan);
+    let geo = Geometry::new(g.layout().shape().dims::<4>(), [h, wd], w.layout().shape().dims::<4>(), &transposed);
+    let gx = conv_direct::forward(f32s(&g), f32s(&w), &vec![0.0; c], &geo);
     FlexTensor::from_data(TensorData::new(gx, [n, c, h, wd]))
 }
 
@@ -169,9 +160,10 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
 
 /// conv2d(x, weight, bias, options), on the fastest path this crate has for it: where gradients
 /// are taken, a 1×1 stride-1 layer is a matmul (`pointwise`; for inference burn's 1×1
-/// convolution was faster, its bias is fused). On the CPU backend, depthwise layers always, and
-/// dense ones (groups = 1) where gradients are taken, use the extension's kernels (a dense
-/// layer's forward is burn's anyway). Everything else, and every other device, is burn's conv2d.
+/// convolution was faster, its bias is fused). On the CPU backend, depthwise layers and dense
+/// stride-1 layers with few output channels always, and other dense ones (groups = 1) where
+/// gradients are taken, use the extension's kernels (the forward of the latter is burn's
+/// anyway). Everything else, and every other device, is burn's conv2d.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
     if options.groups == 1 && x.device().is_autodiff() && weight.dims()[2..] == [1, 1] && options.stride == [1, 1] && options.padding == [(0, 0), (0, 0)] {
         return pointwise(x, weight, bias);
@@ -195,23 +187,26 @@ pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> 
     y.reshape([n, co, h, w])
 }
 
-/// Shapes of a convolution (NCHW; `c` = input channels).
-struct Geometry {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dilation: [usize; 2],
+/// Shapes of a convolution (NCHW; `c` input and `co` output channels; the padding is the
+/// leading one, both sides for the kernels that take only symmetric padding).
+pub(super) struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub co: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
 }
 
 impl Geometry {
-    fn new([n, c, h, w]: [usize; 4], [oh, ow]: [usize; 2], kernel: [usize; 2], o: &ConvOptions<2>) -> Self {
-        Geometry { n, c, h, w, oh, ow, kernel, stride: o.stride, pad: o.padding_begin(), dilation: o.dilation }
+    /// From the input's, the output's (spatial) and the weight's shapes.
+    pub fn new([n, c, h, w]: [usize; 4], [oh, ow]: [usize; 2], [co, _, kh, kw]: [usize; 4], o: &ConvOptions<2>) -> Self {
+        Geometry { n, c, h, w, co, oh, ow, kernel: [kh, kw], stride: o.stride, pad: o.padding_begin(), dilation: o.dilation }
     }
 
     /// The input row of output row `y` under kernel row `i`, if inside the image.
@@ -352,7 +347,8 @@ fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
 
 /// dW[co, (ci, i, j)] = Σ_n G_n[co, L] · cols_n[(ci, i, j), L], with cols the im2col of the input
 /// built a band of output rows at a time (at most ~16 MiB) and one GEMM per band.
-fn dense_weight_grad(xs: &[f32], gs: &[f32], co: usize, geo: &Geometry) -> Vec<f32> {
+fn dense_weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
+    let co = geo.co;
     let taps = geo.kernel[0] * geo.kernel[1];
     let k = geo.c * taps;
     let l = geo.oh * geo.ow;

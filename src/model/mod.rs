@@ -1,7 +1,7 @@
 //! Segmentation networks split into `features` and `classify`, so methods can work on features.
 pub mod aspp;
 pub mod deeplab;
-pub mod conv_direct;
+mod conv_direct;
 pub mod conv_ext;
 pub mod discriminator;
 pub mod import;
