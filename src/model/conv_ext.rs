@@ -7,10 +7,13 @@
 //!   MobileNetV2 step). Here: the weight gradient as vectorised dot products, the input gradient
 //!   as per-tap row updates, and the strided forward likewise; burn-flex's stride-1 forward is as
 //!   fast and is kept.
-//! - **Dense weight gradient** (groups = 1): burn runs it as a convolution over the swapped
-//!   batch and channel axes, which at batch 1 is again a huge-kernel direct loop. Here: im2col
-//!   in row chunks and one GEMM per chunk. The stride-1 input gradient is burn-flex's forward
-//!   convolution with the flipped kernel instead of its conv-transpose. The forward stays burn's.
+//! - **Dense** (groups = 1): burn runs the weight gradient as a convolution over the swapped
+//!   batch and channel axes, which at batch 1 is again a huge-kernel direct loop; its forward
+//!   packs the whole weight again for every 512-position tile of a channels-last copy of the
+//!   input. Here both are im2col in bands of output rows and one GEMM per band, the forward's
+//!   written straight into the output planes (1.2–2.3× burn-flex's forward on the backbone and
+//!   discriminator layers). The stride-1 input gradient is burn-flex's forward convolution with
+//!   the flipped kernel (the same kernel) instead of burn's conv-transpose.
 //! - **Few output channels** (the classifier, stride 1): forward, weight gradient and (with few
 //!   channels into the input gradient) input gradient through `conv_direct`'s kernels.
 //!
@@ -46,15 +49,22 @@ pub trait ConvExt: burn::backend::Backend {
 impl ConvExt for Flex {
     fn conv2d_ext(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let wdims = weight.layout().shape().dims::<4>();
-        let direct = options.groups == 1 && conv_direct::suits(wdims[0], options.stride);
-        if !direct && (options.groups == 1 || options.stride == [1, 1]) {
+        let dense = options.groups == 1;
+        let direct = dense && conv_direct::suits(wdims[0], options.stride);
+        if !dense && options.stride == [1, 1] {
             return Flex::conv2d(x, weight, Some(bias), options);
         }
         let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
         let [n, c, h, wd] = x.layout().shape().dims::<4>();
         let out = |len: usize, k: usize, d: usize| calculate_conv_output_size(k, options.stride[d], options.padding_begin()[d], options.dilation[d], len);
         let geo = Geometry::new([n, c, h, wd], [out(h, wdims[2], 0), out(wd, wdims[3], 1)], wdims, &options);
-        let y = if direct { conv_direct::forward(f32s(&x), f32s(&w), f32s(&b), &geo) } else { forward(f32s(&x), f32s(&w), f32s(&b), &geo) };
+        let y = if direct {
+            conv_direct::forward(f32s(&x), f32s(&w), f32s(&b), &geo)
+        } else if dense {
+            dense_forward(f32s(&x), f32s(&w), f32s(&b), &geo)
+        } else {
+            forward(f32s(&x), f32s(&w), f32s(&b), &geo)
+        };
         FlexTensor::from_data(TensorData::new(y, [n, geo.co, geo.oh, geo.ow]))
     }
     fn conv2d_ext_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
@@ -84,8 +94,8 @@ impl ConvExt for Flex {
 }
 
 /// Input gradient of a dense convolution. At stride 1 it is the forward convolution of the
-/// output gradient with the flipped, channel-transposed kernel (padding d·(k−1) − p), which
-/// burn-flex runs as im2col over the *output* channels plus one GEMM into the input channels.
+/// output gradient with the flipped, channel-transposed kernel (padding d·(k−1) − p): im2col
+/// over the *output* channels plus one GEMM into the input channels (`dense_forward`).
 /// burn's own path (conv-transpose) is a GEMM whose inner dimension is the layer's output
 /// channels, e.g. 19 for a classifier over 2048 channels, followed by a col2im pass over a
 /// column buffer k·k times the input gradient's size.
@@ -99,15 +109,13 @@ fn dense_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: Co
     let co = weight.layout().shape()[0];
     let flipped = Flex::float_flip(Flex::float_swap_dims(weight, 0, 1), &[2, 3]);
     let transposed = ConvOptions::new([1, 1], [reach[0] - pad[0], reach[1] - pad[1]], options.dilation, 1);
-    if !conv_direct::suits(co, options.stride) {
-        return Flex::conv2d(grad, flipped, None, transposed);
-    }
-    // few channels in (the classifier's gradient): the direct kernel, which does not mind
-    // many channels out
     let (g, w) = (grad.to_contiguous(), flipped.to_contiguous());
     let [n, c, h, wd] = x.layout().shape().dims::<4>();
     let geo = Geometry::new(g.layout().shape().dims::<4>(), [h, wd], w.layout().shape().dims::<4>(), &transposed);
-    let gx = conv_direct::forward(f32s(&g), f32s(&w), &vec![0.0; c], &geo);
+    let zero = vec![0.0; c];
+    // few channels in (the classifier's gradient): the direct kernel, which does not mind
+    // many channels out
+    let gx = if conv_direct::suits(co, options.stride) { conv_direct::forward } else { dense_forward }(f32s(&g), f32s(&w), &zero, &geo);
     FlexTensor::from_data(TensorData::new(gx, [n, c, h, wd]))
 }
 
@@ -161,15 +169,16 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
 /// conv2d(x, weight, bias, options), on the fastest path this crate has for it: where gradients
 /// are taken, a 1×1 stride-1 layer is a matmul (`pointwise`; for inference burn's 1×1
 /// convolution was faster, its bias is fused). On the CPU backend, depthwise layers and dense
-/// stride-1 layers with few output channels always, and other dense ones (groups = 1) where
-/// gradients are taken, use the extension's kernels (the forward of the latter is burn's
-/// anyway). Everything else, and every other device, is burn's conv2d.
+/// ones (groups = 1) use the extension's kernels, except 1×1 layers at inference. Everything
+/// else, and every other device, is burn's conv2d.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
     if options.groups == 1 && x.device().is_autodiff() && weight.dims()[2..] == [1, 1] && options.stride == [1, 1] && options.padding == [(0, 0), (0, 0)] {
         return pointwise(x, weight, bias);
     }
     let depthwise = options.groups == x.dims()[1] && weight.dims()[1] == 1 && options.groups > 1;
-    let dense = options.groups == 1 && (x.device().is_autodiff() || conv_direct::suits(weight.dims()[0], options.stride));
+    // a 1×1 layer at inference: burn's (channels-last GEMM with fused bias) is as fast as ours,
+    // and much faster than the direct kernel when it has few output channels
+    let dense = options.groups == 1 && (x.device().is_autodiff() || weight.dims()[2..] != [1, 1]);
     if x.device().inner() != Device::flex() || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);
     }
@@ -345,17 +354,15 @@ fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     out
 }
 
-/// dW[co, (ci, i, j)] = Σ_n G_n[co, L] · cols_n[(ci, i, j), L], with cols the im2col of the input
-/// built a band of output rows at a time (at most ~16 MiB) and one GEMM per band.
-fn dense_weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
-    let co = geo.co;
+/// The im2col of a dense convolution's input, a band of output rows at a time (at most ~16 MiB):
+/// calls `f(b, y0, lc, cols)` per band of image b, with cols[(ci, i, j), lc] over the band's
+/// lc = rows · ow output positions (zero where a tap falls outside the image).
+fn for_each_band(xs: &[f32], geo: &Geometry, mut f: impl FnMut(usize, usize, usize, &[f32])) {
     let taps = geo.kernel[0] * geo.kernel[1];
     let k = geo.c * taps;
-    let l = geo.oh * geo.ow;
     // a few rows per band in tests, so that the banding itself is checked
     let budget = if cfg!(test) { 64 } else { 1 << 22 };
     let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
-    let mut dw = vec![0f32; co * k];
     let mut cols = vec![0f32; k * band * geo.ow];
     for b in 0..geo.n {
         let planes: Vec<Phased> = (0..geo.c).map(|ci| Phased::new(&xs[(b * geo.c + ci) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1])).collect();
@@ -368,19 +375,47 @@ fn dense_weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
                     chunk[t * lc + (y - y0) * geo.ow..][lo..hi].copy_from_slice(x.run(iy, start, hi - lo));
                 });
             });
-            // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b
-            unsafe {
-                gemm::gemm(
-                    co, k, lc,
-                    dw.as_mut_ptr(), 1, k as isize, true,
-                    gs[(b * co) * l + y0 * geo.ow..].as_ptr(), 1, l as isize,
-                    cols.as_ptr(), lc as isize, 1,
-                    1.0, 1.0, false, false, false,
-                    gemm::Parallelism::Rayon(0),
-                );
-            }
+            f(b, y0, lc, &cols[..k * lc]);
         }
     }
+}
+
+/// dst[m × n] (row stride `dst_rs`) = (read ? dst : 0) + A[m × k] · B[k × n], with A and B given
+/// by (pointer, column stride, row stride); gemm's own threads.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, read: bool, a: (*const f32, isize, isize), b: (*const f32, isize, isize)) {
+    // SAFETY: the callers pass pointers into live slices that hold the strided extents
+    unsafe {
+        gemm::gemm(m, n, k, dst, 1, dst_rs as isize, read, a.0, a.1, a.2, b.0, b.1, b.2, 1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(0));
+    }
+}
+
+/// y[b, co, band] = bias[co] + W[co, (ci, i, j)] · cols[(ci, i, j), band]: one GEMM per band,
+/// written straight into the output planes. burn-flex's forward builds 512-position tiles of a
+/// channels-last copy, packs the whole weight again for every tile and scatters each result.
+fn dense_forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec<f32> {
+    let l = geo.oh * geo.ow;
+    let k = geo.c * geo.kernel[0] * geo.kernel[1];
+    let mut y = vec![0f32; geo.n * geo.co * l];
+    y.par_chunks_mut(l).enumerate().for_each(|(i, plane)| plane.fill(bs[i % geo.co]));
+    let out = y.as_mut_ptr();
+    for_each_band(xs, geo, |b, y0, lc, cols| {
+        let dst = out.wrapping_add(b * geo.co * l + y0 * geo.ow);
+        gemm_into(geo.co, lc, k, dst, l, true, (ws.as_ptr(), 1, k as isize), (cols.as_ptr(), 1, lc as isize));
+    });
+    y
+}
+
+/// dW[co, (ci, i, j)] = Σ_n G_n[co, L] · cols_n[(ci, i, j), L]: one GEMM per band.
+fn dense_weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
+    let k = geo.c * geo.kernel[0] * geo.kernel[1];
+    let l = geo.oh * geo.ow;
+    let mut dw = vec![0f32; geo.co * k];
+    for_each_band(xs, geo, |b, y0, lc, cols| {
+        // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b
+        let g = gs[(b * geo.co) * l + y0 * geo.ow..].as_ptr();
+        gemm_into(geo.co, k, lc, dw.as_mut_ptr(), k, true, (g, 1, l as isize), (cols.as_ptr(), lc as isize, 1));
+    });
     dw
 }
 
