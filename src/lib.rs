@@ -10,6 +10,7 @@ pub mod losses;
 pub mod methods;
 pub mod model;
 pub mod report;
+pub mod resize;
 pub mod ui;
 
 pub use error::{Error, Result};

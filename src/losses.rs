@@ -6,11 +6,19 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 pub const IGNORE: i64 = 255;
 
-/// Bilinear resize with align_corners = true (as the reference code upsamples logits).
+/// Bilinear resize with align_corners = true (as the reference code upsamples logits); at
+/// inference on the CPU through `resize`'s separable kernel.
 pub fn upsample(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
+    }
+    let device = x.device();
+    if !device.is_autodiff() && device.clone().inner() == Device::flex() {
+        let [n, c, _, _] = x.dims();
+        let data = x.into_data().convert::<f32>();
+        let planes = data.as_slice::<f32>().expect("f32 after convert");
+        return Tensor::from_data(TensorData::new(crate::resize::bilinear_align_corners(planes, [h, w], size), [n, c, size[0], size[1]]), &device);
     }
     interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size(size))
 }

@@ -89,12 +89,19 @@ fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
 }
 
 pub fn relu(x: Tensor<4>) -> Tensor<4> {
+    if super::act_ext::applies(&x) {
+        return super::act_ext::clamp(x, 0.0, f32::INFINITY);
+    }
     burn::tensor::activation::relu(x)
 }
 
-/// min(max(x, 0), 6). ReLU first: burn has a fused ReLU (one pass forward, one backward), while
-/// each side of a clamp costs a comparison and a mask fill forward and a mask fill backward.
+/// min(max(x, 0), 6). Where gradients are taken, ReLU first: burn has a fused ReLU (one pass
+/// forward, one backward), while each side of a clamp costs a comparison and a mask fill
+/// forward and a mask fill backward. At inference on the CPU, one pass (`act_ext`).
 pub fn relu6(x: Tensor<4>) -> Tensor<4> {
+    if super::act_ext::applies(&x) {
+        return super::act_ext::clamp(x, 0.0, 6.0);
+    }
     relu(x).clamp_max(6.0)
 }
 
@@ -181,6 +188,25 @@ mod tests {
             let opts = ConvOptions::new([1, 1], [pad, if kw == 1 { 0 } else { pad }], [dilation, dilation], 1);
             matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 6, h, w], [co, 6, kh, kw], opts.clone());
         }
+    }
+
+    /// The inference activations agree with burn's, NaN included, on a shared tensor too.
+    #[test]
+    fn inference_activations_match_burns() {
+        let dev = Device::flex();
+        let mut v: Vec<f32> = (0..3 * 5 * 7 * 11).map(|k| ((k * 7919) % 101) as f32 / 6.0 - 8.0).collect();
+        v[17] = f32::NAN;
+        let x = Tensor::<4>::from_data(TensorData::new(v, [3, 5, 7, 11]), &dev);
+        let want_relu = burn::tensor::activation::relu(x.clone()).into_data();
+        let want_relu6 = burn::tensor::activation::relu(x.clone()).clamp_max(6.0).into_data();
+        assert!(super::super::act_ext::applies(&x));
+        // x is shared here (the clone), so the kernel must not write into it
+        let kept = x.clone();
+        for (got, want) in [(relu(x.clone()), want_relu), (relu6(x), want_relu6)] {
+            let (got, want) = (got.into_data().try_to_vec::<f32>().unwrap(), want.try_to_vec::<f32>().unwrap());
+            assert!(got.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+        }
+        assert!(kept.into_data().try_to_vec::<f32>().unwrap().iter().any(|v| *v < 0.0));
     }
 
     #[test]

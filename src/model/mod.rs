@@ -1,4 +1,5 @@
 //! Segmentation networks split into `features` and `classify`, so methods can work on features.
+pub mod act_ext;
 pub mod aspp;
 pub mod deeplab;
 mod conv_direct;
