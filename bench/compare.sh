@@ -5,7 +5,8 @@
 #
 # Usage: bash bench/compare.sh            (both networks, all steps, all cores)
 #   NETS="mobilenet_v2" STEPS="train infer" THREADS=2 ITERS=5 WARMUP=2 DEVICE=cpu \
-#   TRAIN_SIZE=256x512 INFER_SIZE=512x1024 BATCH=1 TORCH_VENV=target/torchvenv bash bench/compare.sh
+#   TRAIN_SIZE=256x512 INFER_SIZE=512x1024 BATCH=1 ROUNDS=3 TORCH_VENV=target/torchvenv bash bench/compare.sh
+# ROUNDS > 1 repeats the whole comparison; the table gives the median and every round's ratio.
 # On a GPU machine: DEVICE=cuda (segda must be built with --features cuda; segda uses cuda:0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,31 +32,44 @@ fi
 mkdir -p "$OUT"
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
-seg_args=(--batch "$BATCH" --train-size "$TRAIN_SIZE" --infer-size "$INFER_SIZE" --warmup "$WARMUP" --iters "$ITERS")
-for n in $NETS; do seg_args+=(--net "$n"); done
-for s in $STEPS; do seg_args+=(--step "$s"); done
+common=(--batch "$BATCH" --train-size "$TRAIN_SIZE" --infer-size "$INFER_SIZE" --warmup "$WARMUP" --iters "$ITERS")
 segda_dev=$DEVICE; [ "$DEVICE" = cuda ] && segda_dev=cuda:0
 
-echo "== segda ==" >&2
-"$SEGDA" bench "${seg_args[@]}" --device "$segda_dev" --json "$OUT/segda.json"
-echo "== PyTorch ==" >&2
-# shellcheck disable=SC2086
-"$VENV/bin/python" bench/torch_reference.py --net $NETS --step $STEPS --batch "$BATCH" --train-size "$TRAIN_SIZE" \
-  --infer-size "$INFER_SIZE" --warmup "$WARMUP" --iters "$ITERS" --threads "$THREADS" --device "$DEVICE" --json "$OUT/torch.json"
+# Row by row, segda then PyTorch, ROUNDS times: the two sides of a ratio run minutes apart at most,
+# so a machine whose speed drifts (shared VMs do) biases the ratio less than two whole passes would.
+rm -f "$OUT"/segda_*.json "$OUT"/torch_*.json
+for r in $(seq 1 "${ROUNDS:-1}"); do
+  for n in $NETS; do
+    for s in $STEPS; do
+      echo "== round $r: $n $s ==" >&2
+      "$SEGDA" bench "${common[@]}" --net "$n" --step "$s" --device "$segda_dev" --json "$OUT/segda_${r}_${n}_${s}.json" >/dev/null
+      "$VENV/bin/python" bench/torch_reference.py "${common[@]}" --net "$n" --step "$s" --threads "$THREADS" \
+        --device "$DEVICE" --json "$OUT/torch_${r}_${n}_${s}.json" >/dev/null
+    done
+  done
+done
 
-"$VENV/bin/python" - "$OUT/segda.json" "$OUT/torch.json" <<'PY'
-import json, sys
-ours = {(r["net"], r["step"]): r for r in json.load(open(sys.argv[1]))}
-ref = {(r["net"], r["step"]): r for r in json.load(open(sys.argv[2]))}
+"$VENV/bin/python" - "$OUT" <<'PY'
+import glob, json, os, statistics, sys
+def load(side):
+    rows = {}
+    for f in sorted(glob.glob(f"{sys.argv[1]}/{side}_*.json"), key=os.path.getmtime):  # run order
+        for r in json.load(open(f)):
+            rows.setdefault((r["net"], r["step"]), []).append(r)
+    return rows
+ours, ref = load("segda"), load("torch")
 fmt = lambda v: "-" if v is None else f"{v:.0f}"
-print(f"\n| net | step | size | PyTorch s | segda s | speed ratio (PyTorch/segda) | PyTorch MiB | segda MiB | memory ratio (segda/PyTorch) |")
-print("|---|---|---|---|---|---|---|---|---|")
+med = lambda rows, key: statistics.median(r[key] for r in rows) if all(r[key] for r in rows) else None
+print("\n| net | step | size | PyTorch s | segda s | speed ratio (PyTorch/segda) | ratio per round | PyTorch MiB | segda MiB | memory ratio (segda/PyTorch) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for k, o in ours.items():
     t = ref.get(k)
-    if t is None:
+    if not t:
         continue
-    mem = (o["peak_rss_mib"] / t["peak_rss_mib"]) if o["peak_rss_mib"] and t["peak_rss_mib"] else None
-    print(f"| {k[0]} | {k[1]} | {'x'.join(map(str, o['size']))} | {t['median_s']:.3f} | {o['median_s']:.3f} | "
-          f"**{t['median_s'] / o['median_s']:.2f}×** | {fmt(t['peak_rss_mib'])} | {fmt(o['peak_rss_mib'])} | "
+    ratios = [a["median_s"] / b["median_s"] for a, b in zip(t, o)]
+    tm, om = med(t, "peak_rss_mib"), med(o, "peak_rss_mib")
+    mem = om / tm if tm and om else None
+    print(f"| {k[0]} | {k[1]} | {'x'.join(map(str, o[0]['size']))} | {med(t, 'median_s'):.3f} | {med(o, 'median_s'):.3f} | "
+          f"**{statistics.median(ratios):.2f}×** | {' / '.join(f'{x:.2f}' for x in ratios)} | {fmt(tm)} | {fmt(om)} | "
           f"{'-' if mem is None else f'{mem:.2f}'} |")
 PY
