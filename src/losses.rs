@@ -14,7 +14,7 @@ pub fn upsample(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
         return x;
     }
     let device = x.device();
-    if !device.is_autodiff() && device.clone().inner() == Device::flex() {
+    if crate::model::cpu_inference(&device) {
         let [n, c, _, _] = x.dims();
         let data = x.into_data().convert::<f32>();
         let planes = data.as_slice::<f32>().expect("f32 after convert");

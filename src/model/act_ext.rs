@@ -53,13 +53,7 @@ impl pulp::WithSimd for Clamp<'_> {
     }
 }
 
-/// Whether `x` is on the CPU backend without autodiff, where `clamp` takes this crate's kernel.
-pub fn applies(x: &Tensor<4>) -> bool {
-    let device = x.device();
-    !device.is_autodiff() && device.inner() == Device::flex()
-}
-
-/// min(max(x, lo), hi) on `ActExt` (callers check `applies`).
+/// min(max(x, lo), hi) on `ActExt` (callers check `model::cpu_inference`).
 pub fn clamp(x: Tensor<4>, lo: f32, hi: f32) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as ActExt>::clamp_ext(x.into_dispatch(), lo, hi))
 }

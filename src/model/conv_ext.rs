@@ -168,7 +168,7 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
 
 /// conv2d(x, weight, bias, options), on the fastest path this crate has for it: where gradients
 /// are taken, a 1×1 stride-1 layer is a matmul (`pointwise`; for inference burn's 1×1
-/// convolution was faster, its bias is fused). On the CPU backend, depthwise layers and dense
+/// convolution, a GEMM on the NCHW planes, was faster). On the CPU backend, depthwise layers and dense
 /// ones (groups = 1) use the extension's kernels, except 1×1 layers at inference. Everything
 /// else, and every other device, is burn's conv2d.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
@@ -176,8 +176,8 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOpt
         return pointwise(x, weight, bias);
     }
     let depthwise = options.groups == x.dims()[1] && weight.dims()[1] == 1 && options.groups > 1;
-    // a 1×1 layer at inference: burn's (channels-last GEMM with fused bias) is as fast as ours,
-    // and much faster than the direct kernel when it has few output channels
+    // a 1×1 layer at inference: burn's is already one GEMM on the NCHW planes (its bias a second
+    // pass), and much faster than the direct kernel when it has few output channels
     let dense = options.groups == 1 && (x.device().is_autodiff() || weight.dims()[2..] != [1, 1]);
     if x.device().inner() != Device::flex() || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);

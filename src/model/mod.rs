@@ -14,6 +14,12 @@ pub mod weights;
 
 pub use deeplab::{Backbone, Head, SegNet};
 
+/// The CPU backend without autodiff: where the inference-only kernels (`act_ext`,
+/// `crate::resize`) replace burn's ops.
+pub fn cpu_inference(device: &Device) -> bool {
+    !device.is_autodiff() && device.clone().inner() == Device::flex()
+}
+
 use crate::data::transform::Normalize;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
