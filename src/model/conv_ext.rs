@@ -103,8 +103,15 @@ fn dense_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: Co
     let [_, _, kh, kw] = weight.layout().shape().dims::<4>();
     let reach = [options.dilation[0] * (kh - 1), options.dilation[1] * (kw - 1)];
     let pad = options.padding_begin();
-    if options.stride != [1, 1] || options.is_asymmetric() || pad[0] > reach[0] || pad[1] > reach[1] {
+    if options.is_asymmetric() {
         return Flex::conv2d_x_backward(x, weight, grad, options);
+    }
+    if options.stride != [1, 1] || pad[0] > reach[0] || pad[1] > reach[1] {
+        let (w, g) = (weight.to_contiguous(), grad.to_contiguous());
+        let [_, _, oh, ow] = g.layout().shape().dims::<4>();
+        let geo = Geometry::new(x.layout().shape().dims::<4>(), [oh, ow], w.layout().shape().dims::<4>(), &options);
+        let gx = dense_x_grad_col2im(f32s(&w), f32s(&g), &geo);
+        return FlexTensor::from_data(TensorData::new(gx, [geo.n, geo.c, geo.h, geo.w]));
     }
     let co = weight.layout().shape()[0];
     let flipped = Flex::float_flip(Flex::float_swap_dims(weight, 0, 1), &[2, 3]);
@@ -236,13 +243,8 @@ impl Geometry {
     /// Every (output row y, input row, tap index, output columns lo..hi, input column of lo)
     /// where a kernel tap meets the image: the loop all three kernels share.
     fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
-        self.for_each_tap_in(0..self.oh, &mut f)
-    }
-
-    /// `for_each_tap` over the output rows `rows` only.
-    fn for_each_tap_in(&self, rows: std::ops::Range<usize>, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
         let [kh, kw] = self.kernel;
-        for y in rows {
+        for y in 0..self.oh {
             for i in 0..kh {
                 let Some(iy) = self.in_row(y, i) else { continue };
                 for j in 0..kw {
@@ -270,6 +272,20 @@ fn phased_at(s: usize, h: usize, wp: usize, y: usize, x: usize) -> usize {
     ((x % s) * h + y) * wp + x / s
 }
 
+/// The inverse of the phase split: `plane` [h, w] from its phased layout `phased` (column
+/// k·s + r of row y sits at slot k of phase r's row y).
+fn unphase(phased: &[f32], plane: &mut [f32], h: usize, w: usize, s: usize) {
+    let wp = w.div_ceil(s);
+    for (y, row) in plane.chunks_exact_mut(w).enumerate() {
+        let base: Vec<usize> = (0..s).map(|r| (r * h + y) * wp).collect();
+        for (k, group) in row.chunks_mut(s).enumerate() {
+            for (&b, v) in base.iter().zip(group) {
+                *v = phased[b + k];
+            }
+        }
+    }
+}
+
 impl<'a> Phased<'a> {
     fn new(plane: &'a [f32], h: usize, w: usize, s: usize) -> Self {
         if s == 1 {
@@ -278,8 +294,11 @@ impl<'a> Phased<'a> {
         let wp = w.div_ceil(s);
         let mut buf = vec![0f32; s * h * wp];
         for (y, row) in plane.chunks_exact(w).enumerate() {
-            for (x, v) in row.iter().enumerate() {
-                buf[phased_at(s, h, wp, y, x)] = *v;
+            let base: Vec<usize> = (0..s).map(|r| (r * h + y) * wp).collect();
+            for (k, group) in row.chunks(s).enumerate() {
+                for (&b, &v) in base.iter().zip(group) {
+                    buf[b + k] = v;
+                }
             }
         }
         Phased { buf: buf.into(), h, wp, s }
@@ -326,11 +345,7 @@ fn x_grad(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
             run.iter_mut().zip(&g[y * geo.ow..][lo..hi]).for_each(|(o, v)| *o += taps[k] * v);
         });
         if s > 1 {
-            for (y, row) in plane.chunks_exact_mut(geo.w).enumerate() {
-                for (x, v) in row.iter_mut().enumerate() {
-                    *v = phased[phased_at(s, geo.h, wp, y, x)];
-                }
-            }
+            unphase(&phased, plane, geo.h, geo.w, s);
         }
     });
     out
@@ -363,21 +378,47 @@ fn for_each_band(xs: &[f32], geo: &Geometry, mut f: impl FnMut(usize, usize, usi
     // a few rows per band in tests, so that the banding itself is checked
     let budget = if cfg!(test) { 64 } else { 1 << 22 };
     let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
-    let mut cols = vec![0f32; k * band * geo.ow];
+    let [kh, kw] = geo.kernel;
+    // every element of a band's columns is written before it is read, so a buffer kept from
+    // the previous call needs no clearing (a fresh one per call was a memset and page faults)
+    thread_local!(static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) });
+    let mut kept = SCRATCH.with(|s| s.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default());
+    if kept.len() < k * band * geo.ow {
+        kept = vec![0f32; k * band * geo.ow];
+    }
+    let cols = &mut kept[..k * band * geo.ow];
     for b in 0..geo.n {
-        let planes: Vec<Phased> = (0..geo.c).map(|ci| Phased::new(&xs[(b * geo.c + ci) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1])).collect();
+        let planes: Vec<Phased> = (0..geo.c).into_par_iter().map(|ci| Phased::new(&xs[(b * geo.c + ci) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1])).collect();
         for y0 in (0..geo.oh).step_by(band) {
             let rows = band.min(geo.oh - y0);
             let lc = rows * geo.ow;
             cols[..k * lc].par_chunks_mut(taps * lc).zip(&planes).for_each(|(chunk, x)| {
-                chunk.fill(0.0);
-                geo.for_each_tap_in(y0..y0 + rows, |y, iy, t, lo, hi, start| {
-                    chunk[t * lc + (y - y0) * geo.ow..][lo..hi].copy_from_slice(x.run(iy, start, hi - lo));
-                });
+                // every element written once: the tap's run of the input row, zeros around it
+                for y in y0..y0 + rows {
+                    for i in 0..kh {
+                        let iy = geo.in_row(y, i);
+                        for j in 0..kw {
+                            let dst = &mut chunk[(i * kw + j) * lc + (y - y0) * geo.ow..][..geo.ow];
+                            match (iy, geo.cols(j)) {
+                                (Some(iy), Some((lo, hi, start))) => {
+                                    dst[..lo].fill(0.0);
+                                    dst[lo..hi].copy_from_slice(x.run(iy, start, hi - lo));
+                                    dst[hi..].fill(0.0);
+                                }
+                                _ => dst.fill(0.0),
+                            }
+                        }
+                    }
+                }
             });
             f(b, y0, lc, &cols[..k * lc]);
         }
     }
+    SCRATCH.with(|s| {
+        if let Ok(mut v) = s.try_borrow_mut() {
+            *v = kept;
+        }
+    });
 }
 
 /// dst[m × n] (row stride `dst_rs`) = (read ? dst : 0) + A[m × k] · B[k × n], with A and B given
@@ -404,6 +445,48 @@ fn dense_forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec<f32>
         gemm_into(geo.co, lc, k, dst, l, true, (ws.as_ptr(), 1, k as isize), (cols.as_ptr(), 1, lc as isize));
     });
     y
+}
+
+/// Input gradient of a dense convolution as columns and col2im: cols[(ci, i, j), band] =
+/// Wᵀ · G[co, band], one GEMM per band of output rows, then every column row added back onto
+/// the input row its tap reads (by phase, so strided columns are contiguous runs). burn's
+/// strided path (conv-transpose) was 3–4 % of an adversarial step for the discriminators.
+fn dense_x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
+    let [kh, kw] = geo.kernel;
+    let taps = kh * kw;
+    let k = geo.c * taps;
+    let l = geo.oh * geo.ow;
+    let s = geo.stride[1];
+    let wp = geo.w.div_ceil(s);
+    let budget = if cfg!(test) { 64 } else { 1 << 22 };
+    let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
+    let mut cols = vec![0f32; k * band * geo.ow];
+    let mut gx = vec![0f32; geo.n * geo.c * geo.h * geo.w];
+    let mut acc = vec![0f32; geo.c * s * geo.h * wp];
+    for b in 0..geo.n {
+        acc.fill(0.0);
+        for y0 in (0..geo.oh).step_by(band) {
+            let rows = band.min(geo.oh - y0);
+            let lc = rows * geo.ow;
+            let g = gs[b * geo.co * l + y0 * geo.ow..].as_ptr();
+            gemm_into(k, lc, geo.co, cols.as_mut_ptr(), lc, false, (ws.as_ptr(), k as isize, 1), (g, 1, l as isize));
+            let cols = &cols[..k * lc];
+            acc.par_chunks_mut(s * geo.h * wp).zip(cols.par_chunks(taps * lc)).for_each(|(a, c)| {
+                for y in y0..y0 + rows {
+                    for i in 0..kh {
+                        let Some(iy) = geo.in_row(y, i) else { continue };
+                        for j in 0..kw {
+                            let Some((lo, hi, start)) = geo.cols(j) else { continue };
+                            let src = &c[(i * kw + j) * lc + (y - y0) * geo.ow..][lo..hi];
+                            a[phased_at(s, geo.h, wp, iy, start)..][..hi - lo].iter_mut().zip(src).for_each(|(a, v)| *a += v);
+                        }
+                    }
+                }
+            });
+        }
+        gx[b * geo.c * geo.h * geo.w..][..geo.c * geo.h * geo.w].par_chunks_mut(geo.h * geo.w).zip(acc.par_chunks(s * geo.h * wp)).for_each(|(plane, a)| unphase(a, plane, geo.h, geo.w, s));
+    }
+    gx
 }
 
 /// dW[co, (ci, i, j)] = Σ_n G_n[co, L] · cols_n[(ci, i, j), L]: one GEMM per band.
