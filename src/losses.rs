@@ -1,26 +1,18 @@
 //! Loss functions with PyTorch's semantics (burn has no `ignore_index`).
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 pub const IGNORE: i64 = 255;
 
-/// Bilinear resize with align_corners = true (as the reference code upsamples logits); at
-/// inference on the CPU through `resize`'s separable kernel.
+/// Bilinear resize with align_corners = true (as the reference code upsamples logits); on the
+/// CPU through `resize`'s separable kernels, forward and backward.
 pub fn upsample(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
     }
-    let device = x.device();
-    if crate::model::cpu_inference(&device) {
-        let [n, c, _, _] = x.dims();
-        let data = x.into_data().convert::<f32>();
-        let planes = data.as_slice::<f32>().expect("f32 after convert");
-        return Tensor::from_data(TensorData::new(crate::resize::bilinear_align_corners(planes, [h, w], size), [n, c, size[0], size[1]]), &device);
-    }
-    interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size(size))
+    crate::resize::bilinear(x, size)
 }
 
 /// Nearest-neighbour resize of a label map [N,h,w] to `size` = [H, W].
@@ -38,7 +30,7 @@ pub fn resize_labels(y: Tensor<3, Int>, size: [usize; 2]) -> Tensor<3, Int> {
 pub fn ce_per_pixel(logits: Tensor<4>, target: Tensor<3, Int>) -> (Tensor<3>, Tensor<3>) {
     let valid = target.clone().not_equal_elem(IGNORE);
     let safe = target.mask_fill(valid.clone().bool_not(), 0);
-    let nll = log_softmax(logits, 1).gather(1, safe.unsqueeze_dim::<4>(1)).neg().squeeze_dim::<3>(1);
+    let nll = log_probs(logits).gather(1, safe.unsqueeze_dim::<4>(1)).neg().squeeze_dim::<3>(1);
     let validf = valid.float();
     (nll * validf.clone(), validf)
 }
@@ -70,8 +62,14 @@ pub fn entropy_loss(prob: Tensor<4>) -> Tensor<1> {
     self_information(prob).sum().div_scalar((n * h * w) as f64)
 }
 
+/// Softmax over the classes (dim 1), fused on the CPU backend (`model::softmax_ext`).
 pub fn probs(logits: Tensor<4>) -> Tensor<4> {
-    softmax(logits, 1)
+    crate::model::softmax_ext::class_softmax(logits, false)
+}
+
+/// Log-softmax over the classes (dim 1), fused on the CPU backend.
+pub fn log_probs(logits: Tensor<4>) -> Tensor<4> {
+    crate::model::softmax_ext::class_softmax(logits, true)
 }
 
 /// A scalar's value (synchronises the device).

@@ -10,7 +10,7 @@ use crate::losses::{cross_entropy, entropy_loss, probs, upsample};
 use crate::model::discriminator::FcDiscriminator;
 use crate::model::{Feats, SegNet};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use crate::losses::log_probs;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -112,8 +112,8 @@ pub fn unit_per_position(g: Tensor<4>) -> Tensor<4> {
 /// KL(p ‖ q) averaged over pixels, from logits; p is the (detached) reference.
 fn kl(p_logits: Tensor<4>, q_logits: Tensor<4>) -> Tensor<1> {
     let [n, _, h, w] = p_logits.dims();
-    let lp = log_softmax(p_logits, 1).detach();
-    let lq = log_softmax(q_logits, 1);
+    let lp = log_probs(p_logits).detach();
+    let lq = log_probs(q_logits);
     (lp.clone().exp() * (lp - lq)).sum().div_scalar((n * h * w) as f64)
 }
 

@@ -8,7 +8,6 @@ use crate::losses::ce_per_pixel;
 use crate::model::SegNet;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -154,7 +153,7 @@ pub struct Pseudo {
 pub fn pseudo_labels(teacher: &SegNet, x: Tensor<4>, threshold: f64) -> Pseudo {
     let [n, _, h, w] = x.dims();
     let logits = crate::losses::upsample(teacher.forward(x).main, [h, w]);
-    let p = softmax(logits, 1);
+    let p = crate::losses::probs(logits);
     let conf: Vec<f32> = p.clone().max_dim(1).into_data().iter::<f32>().collect();
     let labels = label_bytes(p.argmax(1));
     let weight = (0..n).map(|i| conf[i * h * w..(i + 1) * h * w].iter().filter(|&&c| c as f64 >= threshold).count() as f32 / (h * w) as f32).collect();

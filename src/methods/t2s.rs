@@ -22,7 +22,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -359,7 +359,7 @@ impl Method for T2s {
         let labels_f = labels_at(&ys_cpu, n, [h, w], [fh, fw]);
 
         // the running class scores: the student's probability of the true class, per class
-        let prob: Vec<f32> = softmax(logits.detach(), 1).into_data().iter::<f32>().collect();
+        let prob: Vec<f32> = crate::losses::probs(logits.detach()).into_data().iter::<f32>().collect();
         let (mut sum, mut cnt) = (vec![0f64; NUM_CLASSES], vec![0usize; NUM_CLASSES]);
         let fhw = fh * fw;
         for (i, &c) in labels_f.iter().enumerate() {

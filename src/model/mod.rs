@@ -9,6 +9,7 @@ pub mod import;
 pub mod layers;
 pub mod mobilenet;
 pub mod resnet;
+pub mod softmax_ext;
 pub mod vgg;
 pub mod weights;
 
