@@ -284,3 +284,22 @@ fn t2s_generalisation_never_opens_the_target_and_logs_class_weights() {
     assert!(m.contains("\"pull\"") && m.contains("\"seg_style\"") && m.contains("\"w_road\""), "{m}");
     assert!(!m.contains("\"mix\""), "DG has no mixed target images: {m}");
 }
+
+#[test]
+fn lse_oracle_labels_are_the_held_labels_on_the_kept_pixels() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let extra = ["train.iters=1000", "method.lse.p_max=0.10", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=1"];
+    let summary = |run: &std::path::Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(run.join("lse/round_0/summary.json")).unwrap()).unwrap() };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    train(tiny_config(&data, &["lse"], &extra), &opts(&a, false, None)).unwrap();
+    let mut with_oracle = extra.to_vec();
+    with_oracle.push("method.lse.oracle_labels=true");
+    train(tiny_config(&data, &["lse"], &with_oracle), &opts(&b, false, None)).unwrap();
+    let (sa, sb) = (summary(&a), summary(&b));
+    // the same selection, relabelled with the truth: every kept pixel is right
+    assert_eq!(sa["selected"], sb["selected"]);
+    assert!(sa["scalars"]["lse_pseudo_acc"].as_f64().unwrap() < 100.0, "{sa}");
+    assert_eq!(sb["scalars"]["lse_pseudo_acc"].as_f64(), Some(100.0), "{sb}");
+}

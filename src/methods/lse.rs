@@ -18,7 +18,6 @@ use crate::losses::ce_per_pixel;
 use crate::model::SegNet;
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -53,6 +52,10 @@ pub struct Params {
     /// Restart the poly schedule at `train.lr` every round and decay it to 0 by the round's end,
     /// as the reference code does; false: one schedule over `train.max_iters`.
     pub lr_per_round: bool,
+    /// Diagnostic: keep the selection and the thresholds but label the kept pixels with the
+    /// held target labels (needs a target labelled at the image size), which separates what
+    /// the pseudo-labels' errors do from what the rest of the method does.
+    pub oracle_labels: bool,
 }
 
 impl Default for Params {
@@ -71,6 +74,7 @@ impl Default for Params {
             lambda_target: 1.0,
             skip_classes: vec![],
             lr_per_round: false,
+            oracle_labels: false,
         }
     }
 }
@@ -190,7 +194,11 @@ impl Lse {
             if !chosen.contains(&i) {
                 return Ok(());
             }
-            let pl = pseudo_label(&s.argmax, &s.hn, &th);
+            let mut pl = pseudo_label(&s.argmax, &s.hn, &th);
+            if self.p.oracle_labels {
+                let gt = gt.ok_or_else(|| Error::Other("method.lse.oracle_labels needs a target labelled at the image size".into()))?;
+                pl.iter_mut().zip(gt).filter(|(q, _)| **q != IGNORE).for_each(|(q, &g)| *q = g);
+            }
             let (w, h) = img;
             let map = GrayImage::from_raw(w, h, pl).expect("sizes match");
             let name = &target.items[i].name;
@@ -246,7 +254,7 @@ impl Lse {
             let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, format!("cannot read the image size: {e}")))?;
             let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
             let up = crate::losses::upsample(net.forward(x).main, [h as usize, w as usize]);
-            let probs: Vec<f32> = softmax(up, 1).into_data().iter::<f32>().collect();
+            let probs: Vec<f32> = crate::losses::probs(up).into_data().iter::<f32>().collect();
             let s = image_stats(&probs, NUM_CLASSES, (h * w) as usize);
             let gt = b.labels.as_ref().map(|l| &l[0]).filter(|(lw, lh, _)| (*lw, *lh) == (w, h)).map(|l| l.2.as_slice());
             f(i, (w, h), &s, gt)?;
