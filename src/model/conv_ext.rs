@@ -276,12 +276,22 @@ fn phased_at(s: usize, h: usize, wp: usize, y: usize, x: usize) -> usize {
 /// k·s + r of row y sits at slot k of phase r's row y).
 fn unphase(phased: &[f32], plane: &mut [f32], h: usize, w: usize, s: usize) {
     let wp = w.div_ceil(s);
-    for (y, row) in plane.chunks_exact_mut(w).enumerate() {
-        let base: Vec<usize> = (0..s).map(|r| (r * h + y) * wp).collect();
-        for (k, group) in row.chunks_mut(s).enumerate() {
-            for (&b, v) in base.iter().zip(group) {
-                *v = phased[b + k];
+    if s == 2 {
+        let (even, odd) = phased.split_at(h * wp);
+        for ((row, e), o) in plane.chunks_exact_mut(w).zip(even.chunks_exact(wp)).zip(odd.chunks_exact(wp)) {
+            for ((pair, e), o) in row.chunks_exact_mut(2).zip(e).zip(o) {
+                pair[0] = *e;
+                pair[1] = *o;
             }
+            if w % 2 == 1 {
+                row[w - 1] = e[wp - 1];
+            }
+        }
+        return;
+    }
+    for (r, phase) in phased.chunks_exact(h * wp).enumerate() {
+        for (row, src) in plane.chunks_exact_mut(w).zip(phase.chunks_exact(wp)) {
+            row[r.min(w)..].iter_mut().step_by(s).zip(src).for_each(|(d, v)| *d = *v);
         }
     }
 }
@@ -293,11 +303,22 @@ impl<'a> Phased<'a> {
         }
         let wp = w.div_ceil(s);
         let mut buf = vec![0f32; s * h * wp];
-        for (y, row) in plane.chunks_exact(w).enumerate() {
-            let base: Vec<usize> = (0..s).map(|r| (r * h + y) * wp).collect();
-            for (k, group) in row.chunks(s).enumerate() {
-                for (&b, &v) in base.iter().zip(group) {
-                    buf[b + k] = v;
+        if s == 2 {
+            // the common case, as one deinterleaving pass that vectorises
+            let (even, odd) = buf.split_at_mut(h * wp);
+            for ((row, e), o) in plane.chunks_exact(w).zip(even.chunks_exact_mut(wp)).zip(odd.chunks_exact_mut(wp)) {
+                for ((e, o), pair) in e.iter_mut().zip(o.iter_mut()).zip(row.chunks_exact(2)) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+                if w % 2 == 1 {
+                    e[wp - 1] = row[w - 1];
+                }
+            }
+        } else {
+            for (r, phase) in buf.chunks_exact_mut(h * wp).enumerate() {
+                for (row, dst) in plane.chunks_exact(w).zip(phase.chunks_exact_mut(wp)) {
+                    dst.iter_mut().zip(row[r.min(w)..].iter().step_by(s)).for_each(|(d, v)| *d = *v);
                 }
             }
         }

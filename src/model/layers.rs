@@ -160,20 +160,21 @@ mod tests {
     /// batch of 2 (rows wider than its 16-lane dot product included).
     #[test]
     fn depthwise_matches_burns_convolution() {
-        for (stride, dilation, pad, h, w) in [(1, 1, 1, 9, 13), (2, 1, 1, 10, 15), (1, 2, 2, 8, 11), (1, 4, 4, 12, 7), (2, 1, 0, 7, 9), (1, 1, 1, 5, 41), (2, 1, 1, 4, 40)] {
+        for (stride, dilation, pad, h, w) in [(1, 1, 1, 9, 13), (2, 1, 1, 10, 15), (1, 2, 2, 8, 11), (1, 4, 4, 12, 7), (2, 1, 0, 7, 9), (1, 1, 1, 5, 41), (2, 1, 1, 4, 40), (3, 1, 1, 11, 17)] {
             let opts = ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], 5);
             matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 5, h, w], [5, 1, 3, 3], opts.clone());
         }
     }
 
-    /// The dense forward and weight gradient (banded im2col + GEMM) and stride-1 input gradient
-    /// (a convolution with the flipped kernel), for the discriminators' 4×4 stride-2 layers,
-    /// dilated 3×3 ones (an ASPP dilation wider than the image included), unpadded and even
-    /// kernels, a padding beyond the kernel's reach (burn's path), a strided 1×1, with a band
-    /// height that splits the rows; more output channels than `conv_direct` takes.
+    /// The dense forward and weight gradient (banded im2col + GEMM) and input gradient (stride 1:
+    /// a convolution with the flipped kernel; strided or padded beyond the kernel's reach: GEMM
+    /// and col2im), for the discriminators' 4×4 stride-2 layers, dilated 3×3 ones (an ASPP
+    /// dilation wider than the image included), unpadded and even kernels, strided 1×1 and 3×3
+    /// (strides 2 and 3, odd widths), with a band height that splits the rows; more output
+    /// channels than `conv_direct` takes.
     #[test]
     fn dense_matches_burns_convolution() {
-        for (k, stride, dilation, pad, h, w) in [(4, 2, 1, 1, 9, 14), (3, 1, 2, 2, 8, 11), (3, 2, 1, 1, 7, 40), (3, 1, 6, 6, 5, 9), (4, 1, 1, 1, 9, 14), (3, 1, 1, 0, 7, 9), (3, 1, 1, 3, 6, 8), (1, 2, 1, 0, 7, 9), (3, 2, 2, 2, 9, 17), (1, 1, 1, 1, 5, 6)] {
+        for (k, stride, dilation, pad, h, w) in [(4, 2, 1, 1, 9, 14), (3, 1, 2, 2, 8, 11), (3, 2, 1, 1, 7, 40), (3, 1, 6, 6, 5, 9), (4, 1, 1, 1, 9, 14), (3, 1, 1, 0, 7, 9), (3, 1, 1, 3, 6, 8), (1, 2, 1, 0, 7, 9), (3, 2, 2, 2, 9, 17), (1, 1, 1, 1, 5, 6), (3, 3, 1, 1, 10, 16)] {
             let opts = ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], 1);
             matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 3, h, w], [36, 3, k, k], opts.clone());
         }
