@@ -400,14 +400,7 @@ fn for_each_band(xs: &[f32], geo: &Geometry, mut f: impl FnMut(usize, usize, usi
     let budget = if cfg!(test) { 64 } else { 1 << 22 };
     let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
     let [kh, kw] = geo.kernel;
-    // every element of a band's columns is written before it is read, so a buffer kept from
-    // the previous call needs no clearing (a fresh one per call was a memset and page faults)
-    thread_local!(static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) });
-    let mut kept = SCRATCH.with(|s| s.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default());
-    if kept.len() < k * band * geo.ow {
-        kept = vec![0f32; k * band * geo.ow];
-    }
-    let cols = &mut kept[..k * band * geo.ow];
+    let mut cols = Scratch::take(k * band * geo.ow);
     for b in 0..geo.n {
         let planes: Vec<Phased> = (0..geo.c).into_par_iter().map(|ci| Phased::new(&xs[(b * geo.c + ci) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1])).collect();
         for y0 in (0..geo.oh).step_by(band) {
@@ -435,11 +428,45 @@ fn for_each_band(xs: &[f32], geo: &Geometry, mut f: impl FnMut(usize, usize, usi
             f(b, y0, lc, &cols[..k * lc]);
         }
     }
-    SCRATCH.with(|s| {
-        if let Ok(mut v) = s.try_borrow_mut() {
-            *v = kept;
+}
+
+thread_local!(static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) });
+
+/// A buffer of floats kept per thread between calls, holding whatever the last user left in
+/// it: for column buffers that are written whole before they are read (a fresh one per call
+/// was a memset and page faults each time). Handed back to the thread when dropped.
+struct Scratch {
+    buf: Vec<f32>,
+    len: usize,
+}
+
+impl Scratch {
+    fn take(len: usize) -> Scratch {
+        let mut buf = SCRATCH.take();
+        if buf.len() < len {
+            buf = vec![0f32; len];
         }
-    });
+        Scratch { buf, len }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[..self.len]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        SCRATCH.set(std::mem::take(&mut self.buf));
+    }
 }
 
 /// dst[m × n] (row stride `dst_rs`) = (read ? dst : 0) + A[m × k] · B[k × n], with A and B given
@@ -481,9 +508,10 @@ fn dense_x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     let wp = geo.w.div_ceil(s);
     let budget = if cfg!(test) { 64 } else { 1 << 22 };
     let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
-    let mut cols = vec![0f32; k * band * geo.ow];
     let mut gx = vec![0f32; geo.n * geo.c * geo.h * geo.w];
     let mut acc = vec![0f32; geo.c * s * geo.h * wp];
+    // the GEMM overwrites the columns it uses (it does not read them)
+    let mut cols = Scratch::take(k * band * geo.ow);
     for b in 0..geo.n {
         acc.fill(0.0);
         for y0 in (0..geo.oh).step_by(band) {
