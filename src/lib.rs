@@ -1,4 +1,5 @@
 //! segda: domain-adaptive semantic segmentation, synthetic → real, on burn.
+pub mod alloc;
 pub mod bench;
 pub mod config;
 pub mod data;

@@ -12,6 +12,7 @@ use segda::eval::EvalReport;
 use std::path::Path;
 
 fn main() {
+    segda::alloc::keep_freed_memory();
     let cli = Cli::parse();
     ctrlc::set_handler(|| {
         if trainer::stop_requested() {
