@@ -5,7 +5,7 @@ use super::adversarial::{Discriminators, Gan};
 use super::{Before, Forward, Method, Needs, Step, Terms};
 use crate::config::{Config, DataConfig};
 use crate::data::classes::NUM_CLASSES;
-use crate::data::loader::{Loader, LoaderSpec};
+use super::extra_stream::ExtraStream;
 use crate::data::transform::Augment;
 use crate::error::{Error, IoContext, Result};
 use crate::losses::probs;
@@ -66,13 +66,8 @@ pub struct Ass {
     global: Discriminators,
     semantic: Discriminators,
     target_cfg: DataConfig,
-    normalize: crate::data::transform::Normalize,
-    batch: usize,
-    seed: u64,
-    aux_weight: f64,
-    device: Device,
-    loader: Option<Loader>,
-    position: u64,
+    /// The labelled target images.
+    labelled: ExtraStream,
 }
 
 impl Ass {
@@ -89,13 +84,7 @@ impl Ass {
             global,
             semantic,
             target_cfg: cfg.target.clone(),
-            normalize: cfg.model.normalize(),
-            batch: cfg.train.batch,
-            seed: cfg.train.seed,
-            aux_weight: cfg.train.seg_aux_weight,
-            device: device.clone(),
-            loader: None,
-            position: 0,
+            labelled: ExtraStream::new(cfg, device),
         }
     }
 
@@ -132,8 +121,8 @@ impl Ass {
         let list: String = ds.items.iter().map(|i| format!("{}\n", i.name)).collect();
         std::fs::write(dir.join("labelled.txt"), list).at(&dir)?;
         let augment = Augment { resize: d.resize, crop: d.crop, flip: d.flip, upscale: None };
-        let spec = LoaderSpec::train(self.batch, augment, self.normalize, true, self.seed.wrapping_add(3));
-        self.loader = Some(Loader::new(Arc::new(ds), spec, self.position));
+        let (seed, position) = (self.labelled.seed.wrapping_add(3), self.labelled.position);
+        self.labelled.open(Arc::new(ds), augment, seed, position);
         Ok(())
     }
 
@@ -188,7 +177,7 @@ impl Method for Ass {
         Needs { source_ce: true, source: true, target: true, ..Default::default() }
     }
     fn before_step(&mut self, b: &Before) -> Result<Vec<(String, f64)>> {
-        if self.loader.is_none() {
+        if !self.labelled.is_open() {
             self.open_labelled(b.run)?;
         }
         Ok(vec![])
@@ -197,13 +186,9 @@ impl Method for Ass {
         let (s, t) = (step.source_fwd(), step.target_fwd());
         let mut terms = self.global.adapt(&s, &t, [self.p.lambda_adv_main, self.p.lambda_adv_aux], "adv", probs);
         // the labelled target images: supervised CE and class vectors
-        let loader = self.loader.as_mut().expect("opened in before_step");
-        let b = loader.next().ok_or_else(|| Error::Other("labelled target stream ended".into()))??;
-        self.position = loader.position();
-        let yt = Tensor::<3, Int>::from_data(TensorData::new(b.label_ids().expect("labelled"), [b.n, b.h, b.w]), &self.device);
-        let xt = Tensor::<4>::from_data(TensorData::new(b.images, [b.n, 3, b.h, b.w]), &self.device);
+        let (xt, yt) = self.labelled.next("ASS's labelled target images")?;
         let lt = Forward::run(step.net, xt);
-        terms.push(("ass_tgt_ce".into(), lt.seg_loss(&yt, self.aux_weight).mul_scalar(self.p.lambda_target_ce)));
+        terms.push(("ass_tgt_ce".into(), lt.seg_loss(&yt, self.labelled.aux_weight).mul_scalar(self.p.lambda_target_ce)));
         let ys = step.source.and_then(|b| b.y.clone()).expect("labelled source");
         if let (Some(vs), Some(vt)) = (self.semantic_vectors(&s, ys), self.semantic_vectors(&lt, yt)) {
             terms.push(("ass_sem".into(), self.semantic.fool(0, vt.clone()).mul_scalar(self.p.lambda_sem)));
@@ -221,14 +206,14 @@ impl Method for Ass {
         std::fs::create_dir_all(dir.join("semantic")).at(dir)?;
         self.global.save(&dir.join("global"))?;
         self.semantic.save(&dir.join("semantic"))?;
-        std::fs::write(dir.join("position"), self.position.to_string()).at(dir)
+        std::fs::write(dir.join("position"), self.labelled.position.to_string()).at(dir)
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
         self.global.load(&dir.join("global"))?;
         self.semantic.load(&dir.join("semantic"))?;
         let p = dir.join("position");
-        self.position = std::fs::read_to_string(&p).at(&p)?.trim().parse().map_err(|_| Error::format(&p, "not a number"))?;
-        self.loader = None; // reopened at `position` before the next step
+        self.labelled.position = std::fs::read_to_string(&p).at(&p)?.trim().parse().map_err(|_| Error::format(&p, "not a number"))?;
+        self.labelled.close(); // reopened at `position` before the next step
         Ok(())
     }
 }

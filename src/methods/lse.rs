@@ -5,12 +5,13 @@
 //! class the top-p images by the class's mean confidence, threshold each class at the
 //! normalised entropy of its first rejected image, write pseudo-labels, then train on random
 //! crops of the selected images enlarged ×2 (the scale-invariant examples) with CE + β·focal.
+use super::extra_stream::ExtraStream;
 use super::{Before, Forward, Method, Needs, Step, Terms};
 use crate::config::Config;
 use crate::data::classes::{IGNORE, NUM_CLASSES};
 use crate::data::dataset::Item;
 use crate::data::loader::{Loader, LoaderSpec};
-use crate::data::transform::{Augment, Normalize};
+use crate::data::transform::Augment;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::confusion::Confusion;
@@ -99,12 +100,8 @@ pub struct Lse {
     target_cfg: crate::config::DataConfig,
     target: Option<Arc<Dataset>>,
     resize: Option<[u32; 2]>,
-    normalize: Normalize,
-    batch: usize,
-    seed: u64,
-    aux_weight: f64,
-    device: Device,
-    loader: Option<Loader>,
+    /// The round's scale-invariant examples.
+    examples: ExtraStream,
     eval_now: bool,
 }
 
@@ -116,12 +113,7 @@ impl Lse {
             target_cfg: cfg.target.clone(),
             target: None,
             resize: cfg.target.resize,
-            normalize: cfg.model.normalize(),
-            batch: cfg.train.batch,
-            seed: cfg.train.seed,
-            aux_weight: cfg.train.seg_aux_weight,
-            device: device.clone(),
-            loader: None,
+            examples: ExtraStream::new(cfg, device),
             eval_now: false,
         })
     }
@@ -157,8 +149,8 @@ impl Lse {
         let [w, h] = self.resize.unwrap_or([1024, 512]);
         let crop = [((w as f64) * self.p.crop_fraction).round() as u32, ((h as f64) * self.p.crop_fraction).round() as u32];
         let augment = Augment { resize: self.resize, crop: Some(crop), flip: false, upscale: Some(self.p.upscale) };
-        let spec = LoaderSpec::train(self.batch, augment, self.normalize, true, self.seed ^ ((self.st.round as u64 + 1) << 20));
-        self.loader = Some(Loader::new(Arc::new(ds), spec, position));
+        let seed = self.examples.seed ^ ((self.st.round as u64 + 1) << 20);
+        self.examples.open(Arc::new(ds), augment, seed, position);
         Ok(())
     }
 
@@ -245,7 +237,7 @@ impl Lse {
     fn predict_all(&self, target: &Arc<Dataset>, net: &SegNet, device: &Device, mut f: impl FnMut(usize, (u32, u32), &ImageStats, Option<&[u8]>) -> Result<()>) -> Result<()> {
         let augment = Augment { resize: self.resize, crop: None, flip: false, upscale: None };
         let labels = target.has_labels();
-        let spec = LoaderSpec { batch: 1, augment, normalize: self.normalize, shuffle: false, labels, keep_label_size: true, seed: 0, prefetch: 2, once: true };
+        let spec = LoaderSpec { batch: 1, augment, normalize: self.examples.normalize, shuffle: false, labels, keep_label_size: true, seed: 0, prefetch: 2, once: true };
         let mut loader = Loader::new(target.clone(), spec, 0);
         while let Some(b) = loader.next() {
             let b = b?;
@@ -406,12 +398,12 @@ impl Method for Lse {
         }
         if self.proportion(self.st.round) > self.p.p_max + 1e-9 {
             self.st.finished = true;
-            self.loader = None;
+            self.examples.close();
             return Ok(vec![]);
         }
         self.st.started = true;
         let scalars = self.make_round(b.net, b.run, b.device)?;
-        let iters = (self.st.selected as u64 * self.p.epochs_per_round * self.p.patches_per_image / self.batch.max(1) as u64).max(1);
+        let iters = (self.st.selected as u64 * self.p.epochs_per_round * self.p.patches_per_image / self.examples.batch.max(1) as u64).max(1);
         self.st.round_start = b.it;
         self.st.round_end = b.it + iters;
         self.st.loader_pos = 0;
@@ -420,16 +412,16 @@ impl Method for Lse {
         Ok(scalars)
     }
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {
-        let Some(loader) = self.loader.as_mut() else { return Ok(vec![]) };
-        let b = loader.next().ok_or_else(|| Error::Other("LSE example stream ended".into()))??;
-        self.st.loader_pos = loader.position();
+        if !self.examples.is_open() {
+            return Ok(vec![]);
+        }
+        let (x, y) = self.examples.next("LSE's scale-invariant examples")?;
+        self.st.loader_pos = self.examples.position;
         self.eval_now = step.it + 1 == self.st.round_end;
-        let y = Tensor::<3, Int>::from_data(TensorData::new(b.label_ids().expect("pseudo-labels"), [b.n, b.h, b.w]), &self.device);
-        let x = Tensor::<4>::from_data(TensorData::new(b.images, [b.n, 3, b.h, b.w]), &self.device);
         let f = Forward::run(step.net, x);
         let mut l = ce_focal(f.up.main, y.clone(), self.p.focal_weight, self.p.focal_gamma);
         if let Some(a) = f.up.aux {
-            l = l + ce_focal(a, y, self.p.focal_weight, self.p.focal_gamma).mul_scalar(self.aux_weight);
+            l = l + ce_focal(a, y, self.p.focal_weight, self.p.focal_gamma).mul_scalar(self.examples.aux_weight);
         }
         Ok(vec![("lse_target".to_string(), l.mul_scalar(self.p.lambda_target))])
     }

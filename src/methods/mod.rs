@@ -4,6 +4,7 @@ pub mod adaptsegnet;
 pub mod adversarial;
 pub mod advent;
 pub mod apoda;
+pub mod extra_stream;
 pub mod ass;
 pub mod lse;
 pub mod pit;
