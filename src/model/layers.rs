@@ -89,20 +89,19 @@ fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
 }
 
 pub fn relu(x: Tensor<4>) -> Tensor<4> {
-    if super::cpu_inference(&x.device()) {
+    if x.device().inner() == Device::flex() && x.dtype() == burn::tensor::DType::F32 {
         return super::act_ext::clamp(x, 0.0, f32::INFINITY);
     }
     burn::tensor::activation::relu(x)
 }
 
-/// min(max(x, 0), 6). Where gradients are taken, ReLU first: burn has a fused ReLU (one pass
-/// forward, one backward), while each side of a clamp costs a comparison and a mask fill
-/// forward and a mask fill backward. At inference on the CPU, one pass (`act_ext`).
+/// min(max(x, 0), 6). On the CPU one pass each way (`act_ext`); elsewhere ReLU first and a
+/// one-sided clamp (burn's ReLU is fused, each side of a clamp a comparison and a mask fill).
 pub fn relu6(x: Tensor<4>) -> Tensor<4> {
-    if super::cpu_inference(&x.device()) {
+    if x.device().inner() == Device::flex() && x.dtype() == burn::tensor::DType::F32 {
         return super::act_ext::clamp(x, 0.0, 6.0);
     }
-    relu(x).clamp_max(6.0)
+    burn::tensor::activation::relu(x).clamp_max(6.0)
 }
 
 /// Every BatchNorm of a network (fields named `bn`, `bn1`, … by convention in this crate).
@@ -208,6 +207,31 @@ mod tests {
             assert!(got.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
         }
         assert!(kept.into_data().try_to_vec::<f32>().unwrap().iter().any(|v| *v < 0.0));
+    }
+
+    /// Under autodiff: the same values as burn's ReLU and ReLU-then-clamp, and their gradient,
+    /// which passes where 0 < x < 6 (values on both sides of each bound, none on it); the input,
+    /// shared with the graph, is left as it was.
+    #[test]
+    fn activations_and_their_gradients_match_burns() {
+        let dev = Device::flex().autodiff();
+        let v: Vec<f32> = (0..3 * 5 * 7 * 11).map(|k| ((k * 7919) % 101) as f32 / 6.0 - 8.05).collect();
+        let x0 = Tensor::<4>::from_data(TensorData::new(v.clone(), [3, 5, 7, 11]), &dev);
+        let up: Vec<f32> = (0..v.len()).map(|k| ((k * 31) % 17) as f32 - 8.0).collect();
+        let up = Tensor::<4>::from_data(TensorData::new(up, [3, 5, 7, 11]), &dev);
+        let reference = [burn::tensor::activation::relu, |x: Tensor<4>| burn::tensor::activation::relu(x).clamp_max(6.0)];
+        for (ours, theirs) in [relu, relu6].into_iter().zip(reference) {
+            let run = |f: fn(Tensor<4>) -> Tensor<4>| {
+                let x = x0.clone().require_grad();
+                let y = f(x.clone());
+                let g = (y.clone() * up.clone()).sum().backward();
+                (y.into_data(), x.grad(&g).unwrap().into_data(), x.into_data())
+            };
+            let ((y, gx, x), (want_y, want_gx, _)) = (run(ours), run(theirs));
+            y.assert_eq(&want_y, true);
+            gx.assert_eq(&want_gx, true);
+            x.assert_eq(&TensorData::new(v.clone(), [3, 5, 7, 11]), true);
+        }
     }
 
     #[test]
