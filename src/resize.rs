@@ -13,7 +13,6 @@ use burn::backend::autodiff::{
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::prelude::*;
-use burn::tensor::DType;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
@@ -72,7 +71,7 @@ impl<B: Backend + ResizeExt, C: CheckpointStrategy> ResizeExt for Autodiff<B, C>
 /// Bilinear resize (align_corners = true) of [N, C, h, w] to `size`: this module's kernels on
 /// f32 tensors of the CPU backend (with or without autodiff), burn's `interpolate` elsewhere.
 pub fn bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    if x.device().inner() != Device::flex() || x.dtype() != DType::F32 {
+    if !crate::model::extension_applies(&x) {
         use burn::tensor::module::interpolate;
         use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
         return interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size(size));

@@ -186,7 +186,7 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOpt
     // a 1×1 layer at inference: burn's is already one GEMM on the NCHW planes (its bias a second
     // pass), and much faster than the direct kernel when it has few output channels
     let dense = options.groups == 1 && (x.device().is_autodiff() || weight.dims()[2..] != [1, 1]);
-    if x.device().inner() != Device::flex() || options.is_asymmetric() || !(depthwise || dense) {
+    if !super::extension_applies(&x) || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);
     }
     Tensor::from_dispatch(<Dispatch as ConvExt>::conv2d_ext(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options))

@@ -15,10 +15,11 @@ pub mod weights;
 
 pub use deeplab::{Backbone, Head, SegNet};
 
-/// The CPU backend without autodiff: where the inference-only kernels (`act_ext`,
-/// `crate::resize`) replace burn's ops.
-pub fn cpu_inference(device: &Device) -> bool {
-    !device.is_autodiff() && device.clone().inner() == Device::flex()
+/// f32 values on the CPU backend (with or without autodiff): where this crate's backend
+/// extensions (`act_ext`, `conv_ext`, `softmax_ext`, `crate::resize`) replace burn's ops; the
+/// extensions implement only Flex, so every other device keeps burn's.
+pub fn extension_applies<const D: usize>(x: &Tensor<D>) -> bool {
+    x.device().inner() == Device::flex() && x.dtype() == burn::tensor::DType::F32
 }
 
 use crate::data::transform::Normalize;

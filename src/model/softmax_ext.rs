@@ -15,7 +15,6 @@ use burn::backend::autodiff::{
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::prelude::*;
-use burn::tensor::DType;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
@@ -161,7 +160,7 @@ impl<B: Backend + SoftmaxExt, C: CheckpointStrategy> SoftmaxExt for Autodiff<B, 
 
 /// softmax (log = false) or log-softmax (log = true) over the classes (dim 1) of [N, C, H, W].
 pub fn class_softmax(x: Tensor<4>, log: bool) -> Tensor<4> {
-    if x.device().inner() != Device::flex() || x.dtype() != DType::F32 {
+    if !super::extension_applies(&x) {
         return if log { burn::tensor::activation::log_softmax(x, 1) } else { burn::tensor::activation::softmax(x, 1) };
     }
     Tensor::from_dispatch(<Dispatch as SoftmaxExt>::class_softmax(x.into_dispatch(), log))
