@@ -5,7 +5,7 @@
 use super::layers::conv;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::leaky_relu;
+use super::layers::leaky_relu;
 
 #[derive(Module, Debug)]
 pub struct FcDiscriminator {

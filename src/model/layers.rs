@@ -4,6 +4,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
+use super::act_ext::{self, Piecewise};
 
 /// Convolution with PyTorch's defaults: symmetric padding, Kaiming-uniform init.
 #[allow(clippy::too_many_arguments)]
@@ -90,7 +91,7 @@ fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
 
 pub fn relu(x: Tensor<4>) -> Tensor<4> {
     if super::extension_applies(&x) {
-        return super::act_ext::clamp(x, 0.0, f32::INFINITY);
+        return act_ext::apply(x, Piecewise { slope: 0.0, cap: f32::INFINITY });
     }
     burn::tensor::activation::relu(x)
 }
@@ -99,9 +100,17 @@ pub fn relu(x: Tensor<4>) -> Tensor<4> {
 /// one-sided clamp (burn's ReLU is fused, each side of a clamp a comparison and a mask fill).
 pub fn relu6(x: Tensor<4>) -> Tensor<4> {
     if super::extension_applies(&x) {
-        return super::act_ext::clamp(x, 0.0, 6.0);
+        return act_ext::apply(x, Piecewise { slope: 0.0, cap: 6.0 });
     }
     burn::tensor::activation::relu(x).clamp_max(6.0)
+}
+
+/// LeakyReLU (the discriminators'); on the CPU one pass each way (`act_ext`).
+pub fn leaky_relu(x: Tensor<4>, slope: f32) -> Tensor<4> {
+    if super::extension_applies(&x) {
+        return act_ext::apply(x, Piecewise { slope, cap: f32::INFINITY });
+    }
+    burn::tensor::activation::leaky_relu(x, slope as f64)
 }
 
 /// Every BatchNorm of a network (fields named `bn`, `bn1`, … by convention in this crate).
@@ -209,9 +218,9 @@ mod tests {
         assert!(kept.into_data().try_to_vec::<f32>().unwrap().iter().any(|v| *v < 0.0));
     }
 
-    /// Under autodiff: the same values as burn's ReLU and ReLU-then-clamp, and their gradient,
-    /// which passes where 0 < x < 6 (values on both sides of each bound, none on it); the input,
-    /// shared with the graph, is left as it was.
+    /// Under autodiff: the same values and gradients as burn's ReLU, ReLU-then-clamp and
+    /// LeakyReLU (values on both sides of each bound, none on it); the input, shared with the
+    /// graph, is left as it was.
     #[test]
     fn activations_and_their_gradients_match_burns() {
         let dev = Device::flex().autodiff();
@@ -219,8 +228,9 @@ mod tests {
         let x0 = Tensor::<4>::from_data(TensorData::new(v.clone(), [3, 5, 7, 11]), &dev);
         let up: Vec<f32> = (0..v.len()).map(|k| ((k * 31) % 17) as f32 - 8.0).collect();
         let up = Tensor::<4>::from_data(TensorData::new(up, [3, 5, 7, 11]), &dev);
-        let reference = [burn::tensor::activation::relu, |x: Tensor<4>| burn::tensor::activation::relu(x).clamp_max(6.0)];
-        for (ours, theirs) in [relu, relu6].into_iter().zip(reference) {
+        let reference: [fn(Tensor<4>) -> Tensor<4>; 3] = [burn::tensor::activation::relu, |x| burn::tensor::activation::relu(x).clamp_max(6.0), |x| burn::tensor::activation::leaky_relu(x, 0.2)];
+        let ours: [fn(Tensor<4>) -> Tensor<4>; 3] = [relu, relu6, |x| leaky_relu(x, 0.2)];
+        for (ours, theirs) in ours.into_iter().zip(reference) {
             let run = |f: fn(Tensor<4>) -> Tensor<4>| {
                 let x = x0.clone().require_grad();
                 let y = f(x.clone());
