@@ -50,7 +50,7 @@ impl ConvExt for Flex {
     fn conv2d_ext(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let wdims = weight.layout().shape().dims::<4>();
         let dense = options.groups == 1;
-        let direct = dense && conv_direct::suits(wdims[0], options.stride);
+        let direct = dense && !is_pointwise(&wdims, &options) && conv_direct::suits(wdims[0], options.stride);
         if !dense && options.stride == [1, 1] {
             return Flex::conv2d(x, weight, Some(bias), options);
         }
@@ -60,6 +60,8 @@ impl ConvExt for Flex {
         let geo = Geometry::new([n, c, h, wd], [out(h, wdims[2], 0), out(wd, wdims[3], 1)], wdims, &options);
         let y = if direct {
             conv_direct::forward(f32s(&x), f32s(&w), f32s(&b), &geo)
+        } else if dense && is_pointwise(&wdims, &options) {
+            pointwise_forward(f32s(&x), f32s(&w), f32s(&b), &geo)
         } else if dense {
             dense_forward(f32s(&x), f32s(&w), f32s(&b), &geo)
         } else {
@@ -68,6 +70,11 @@ impl ConvExt for Flex {
         FlexTensor::from_data(TensorData::new(y, [n, geo.co, geo.oh, geo.ow]))
     }
     fn conv2d_ext_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if options.groups == 1 && is_pointwise(&weight.layout().shape().dims::<4>(), &options) {
+            let (w, g) = (weight.to_contiguous(), grad.to_contiguous());
+            let geo = Geometry::new(x.layout().shape().dims::<4>(), g.layout().shape().dims::<4>()[2..].try_into().unwrap(), w.layout().shape().dims::<4>(), &options);
+            return FlexTensor::from_data(TensorData::new(pointwise_x_grad(f32s(&w), f32s(&g), &geo), [geo.n, geo.c, geo.h, geo.w]));
+        }
         if options.groups == 1 {
             return dense_x_grad(x, weight, grad, options);
         }
@@ -83,9 +90,11 @@ impl ConvExt for Flex {
         let wdims = weight.layout().shape().dims::<4>();
         let [_, _, oh, ow] = g.layout().shape().dims::<4>();
         let geo = Geometry::new(x.layout().shape().dims::<4>(), [oh, ow], wdims, &options);
-        let direct = (options.groups == 1 && conv_direct::suits(geo.co, options.stride) && !options.is_asymmetric()).then(|| conv_direct::weight_grad(f32s(&x), f32s(&g), &geo)).flatten();
+        let pointwise = options.groups == 1 && is_pointwise(&wdims, &options);
+        let direct = (options.groups == 1 && !pointwise && conv_direct::suits(geo.co, options.stride) && !options.is_asymmetric()).then(|| conv_direct::weight_grad(f32s(&x), f32s(&g), &geo)).flatten();
         let out = match direct {
             Some(dw) => dw,
+            None if pointwise => pointwise_weight_grad(f32s(&x), f32s(&g), &geo),
             None if options.groups == 1 => dense_weight_grad(f32s(&x), f32s(&g), &geo),
             None => weight_grad(f32s(&x), f32s(&g), &geo),
         };
@@ -173,15 +182,10 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
     }
 }
 
-/// conv2d(x, weight, bias, options), on the fastest path this crate has for it: where gradients
-/// are taken, a 1×1 stride-1 layer is a matmul (`pointwise`; for inference burn's 1×1
-/// convolution, a GEMM on the NCHW planes, was faster). On the CPU backend, depthwise layers and dense
-/// ones (groups = 1) use the extension's kernels, except 1×1 layers at inference. Everything
-/// else, and every other device, is burn's conv2d.
+/// conv2d(x, weight, bias, options), on the fastest path this crate has for it. On the CPU
+/// backend, depthwise layers and dense ones (groups = 1) use the extension's kernels, except 1×1
+/// layers at inference. Everything else, and every other device, is burn's conv2d.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
-    if options.groups == 1 && x.device().is_autodiff() && weight.dims()[2..] == [1, 1] && options.stride == [1, 1] && options.padding == [(0, 0), (0, 0)] {
-        return pointwise(x, weight, bias);
-    }
     let depthwise = options.groups == x.dims()[1] && weight.dims()[1] == 1 && options.groups > 1;
     // a 1×1 layer at inference: burn's is already one GEMM on the NCHW planes (its bias a second
     // pass), and much faster than the direct kernel when it has few output channels
@@ -192,15 +196,45 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOpt
     Tensor::from_dispatch(<Dispatch as ConvExt>::conv2d_ext(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options))
 }
 
-/// A 1×1 convolution (stride 1, no padding) as one batched matrix product, W[co, ci] · X[n, ci, h·w].
-/// burn's convolution backward runs a 1×1 layer's input gradient through conv-transpose
-/// (GEMM, then a col2im pass) and its weight gradient through a convolution with the gradient
-/// plane as kernel; as a matmul, both gradients are plain GEMMs.
-pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
-    let [n, ci, h, w] = x.dims();
-    let co = weight.dims()[0];
-    let y = weight.reshape([1, co, ci]).matmul(x.reshape([n, ci, h * w])) + bias.reshape([1, co, 1]);
-    y.reshape([n, co, h, w])
+/// A 1×1 convolution at stride 1 without padding: on the NCHW planes it is a matrix product
+/// per image, Y[co, h·w] = W[co, ci] · X[ci, h·w], and both of its gradients are GEMMs as well,
+/// with neither im2col nor col2im. (Through burn's matmul each of the three GEMMs' outputs cost a
+/// zeroed allocation plus a copy into an aligned one, and the bias a pass of its own.)
+fn is_pointwise(wdims: &[usize; 4], options: &ConvOptions<2>) -> bool {
+    wdims[2..] == [1, 1] && options.stride == [1, 1] && options.padding_begin() == [0, 0] && !options.is_asymmetric()
+}
+
+/// y[b] = bias + W · x[b], the bias written first and the GEMM accumulated onto it.
+fn pointwise_forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec<f32> {
+    let l = geo.h * geo.w;
+    let mut y = vec![0f32; geo.n * geo.co * l];
+    y.par_chunks_mut(l).enumerate().for_each(|(i, plane)| plane.fill(bs[i % geo.co]));
+    for b in 0..geo.n {
+        let dst = y[b * geo.co * l..].as_mut_ptr();
+        gemm_into(geo.co, l, geo.c, dst, l, true, (ws.as_ptr(), 1, geo.c as isize), (xs[b * geo.c * l..].as_ptr(), 1, l as isize));
+    }
+    y
+}
+
+/// gx[b] = Wᵀ · g[b].
+fn pointwise_x_grad(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
+    let l = geo.h * geo.w;
+    let mut gx = vec![0f32; geo.n * geo.c * l];
+    for b in 0..geo.n {
+        let dst = gx[b * geo.c * l..].as_mut_ptr();
+        gemm_into(geo.c, l, geo.co, dst, l, false, (ws.as_ptr(), geo.c as isize, 1), (gs[b * geo.co * l..].as_ptr(), 1, l as isize));
+    }
+    gx
+}
+
+/// dW = Σ_b g[b] · x[b]ᵀ.
+fn pointwise_weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
+    let l = geo.h * geo.w;
+    let mut dw = vec![0f32; geo.co * geo.c];
+    for b in 0..geo.n {
+        gemm_into(geo.co, geo.c, l, dw.as_mut_ptr(), geo.c, true, (gs[b * geo.co * l..].as_ptr(), 1, l as isize), (xs[b * geo.c * l..].as_ptr(), l as isize, 1));
+    }
+    dw
 }
 
 /// Shapes of a convolution (NCHW; `c` input and `co` output channels; the padding is the

@@ -246,6 +246,10 @@ mod tests {
 
     #[test]
     fn pointwise_matches_burns_convolution() {
-        matches_conv2d(super::super::conv_ext::pointwise, [2, 6, 5, 7], [4, 6, 1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
+        // more output channels than conv_direct takes, and few (which conv_direct would take)
+        for co in [36, 4] {
+            let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+            matches_conv2d(|x, w, b| super::super::conv_ext::conv2d(x, w, b, opts.clone()), [2, 6, 5, 7], [co, 6, 1, 1], opts.clone());
+        }
     }
 }
