@@ -14,6 +14,8 @@
 //!   written straight into the output planes (1.2–2.3× burn-flex's forward on the backbone and
 //!   discriminator layers). The stride-1 input gradient is burn-flex's forward convolution with
 //!   the flipped kernel (the same kernel) instead of burn's conv-transpose.
+//! - **1×1, stride 1** (most of ResNet's and MobileNetV2's layers): a matrix product per image
+//!   on the NCHW planes and both gradients plain GEMMs; no im2col, no col2im.
 //! - **Few output channels** (the classifier, stride 1): forward, weight gradient and (with few
 //!   channels into the input gradient) input gradient through `conv_direct`'s kernels.
 //!
@@ -183,13 +185,11 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
 }
 
 /// conv2d(x, weight, bias, options), on the fastest path this crate has for it. On the CPU
-/// backend, depthwise layers and dense ones (groups = 1) use the extension's kernels, except 1×1
-/// layers at inference. Everything else, and every other device, is burn's conv2d.
+/// backend, depthwise layers and dense ones (groups = 1) use the extension's kernels. Everything
+/// else, and every other device, is burn's conv2d.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
     let depthwise = options.groups == x.dims()[1] && weight.dims()[1] == 1 && options.groups > 1;
-    // a 1×1 layer at inference: burn's is already one GEMM on the NCHW planes (its bias a second
-    // pass), and much faster than the direct kernel when it has few output channels
-    let dense = options.groups == 1 && (x.device().is_autodiff() || weight.dims()[2..] != [1, 1]);
+    let dense = options.groups == 1;
     if !super::extension_applies(&x) || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);
     }
