@@ -2,6 +2,7 @@
 pub mod checkpoint;
 pub mod log;
 pub mod optim;
+mod sgd;
 pub mod step;
 pub mod tensorboard;
 pub mod trainer;

@@ -1,9 +1,7 @@
 //! Optimisers with PyTorch's semantics, parameter groups and the poly schedule.
 use crate::config::TrainConfig;
 use burn::module::ParamGroup;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, SgdConfig};
+use burn::optim::AdamConfig;
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 
 pub use burn::optim::ModuleOptimizer;
@@ -14,16 +12,10 @@ pub fn poly(base: f64, it: u64, max_it: u64, power: f64) -> f64 {
 }
 
 /// SGD with momentum and **no dampening** (burn's default dampening is 0.1, PyTorch's 0) and
-/// L2 weight decay, as `torch.optim.SGD(momentum=0.9, weight_decay=5e-4)`.
+/// L2 weight decay, as `torch.optim.SGD(momentum=0.9, weight_decay=5e-4)`: burn's arithmetic,
+/// fused on the CPU backend (`engine::sgd`).
 pub fn sgd(cfg: &TrainConfig) -> ModuleOptimizer {
-    let mut c = SgdConfig::new();
-    if cfg.momentum > 0.0 {
-        c = c.with_momentum(Some(MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0).with_nesterov(false)));
-    }
-    if cfg.weight_decay > 0.0 {
-        c = c.with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)));
-    }
-    c.init()
+    ModuleOptimizer::from(super::sgd::Sgd { momentum: cfg.momentum as f32, weight_decay: cfg.weight_decay as f32 })
 }
 
 /// Adam as the discriminators use it: betas (0.9, 0.99), eps 1e-8 (burn's default eps is 1e-5).
