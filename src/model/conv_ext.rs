@@ -220,11 +220,23 @@ fn is_pointwise(wdims: &[usize; 4], options: &ConvOptions<2>) -> bool {
     wdims[2..] == [1, 1] && options.stride == [1, 1] && options.padding_begin() == [0, 0] && !options.is_asymmetric()
 }
 
+/// `planes` planes of `l` values, plane i filled with bias[i mod len]: the output buffer a GEMM
+/// then accumulates onto, written once (no clearing pass first).
+fn bias_planes(bias: &[f32], planes: usize, l: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(planes * l);
+    y.spare_capacity_mut()[..planes * l].par_chunks_mut(l.max(1)).enumerate().for_each(|(i, plane)| {
+        let b = bias[i % bias.len()];
+        plane.iter_mut().for_each(|v| _ = v.write(b));
+    });
+    // SAFETY: every one of the planes·l values was written above
+    unsafe { y.set_len(planes * l) };
+    y
+}
+
 /// y[b] = bias + W · x[b], the bias written first and the GEMM accumulated onto it.
 fn pointwise_forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec<f32> {
     let l = geo.h * geo.w;
-    let mut y = vec![0f32; geo.n * geo.co * l];
-    y.par_chunks_mut(l).enumerate().for_each(|(i, plane)| plane.fill(bs[i % geo.co]));
+    let mut y = bias_planes(bs, geo.n * geo.co, l);
     for b in 0..geo.n {
         let dst = y[b * geo.co * l..].as_mut_ptr();
         gemm_into(geo.co, l, geo.c, dst, l, true, (ws.as_ptr(), 1, geo.c as isize), (xs[b * geo.c * l..].as_ptr(), 1, l as isize));
@@ -235,11 +247,15 @@ fn pointwise_forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec<
 /// gx[b] = Wᵀ · g[b].
 fn pointwise_x_grad(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     let l = geo.h * geo.w;
-    let mut gx = vec![0f32; geo.n * geo.c * l];
+    let len = geo.n * geo.c * l;
+    let mut gx: Vec<f32> = Vec::with_capacity(len);
     for b in 0..geo.n {
-        let dst = gx[b * geo.c * l..].as_mut_ptr();
+        // SAFETY: in bounds of the capacity; written, never read, by the GEMM (read_dst = false)
+        let dst = unsafe { gx.as_mut_ptr().add(b * geo.c * l) };
         gemm_into(geo.c, l, geo.co, dst, l, false, (ws.as_ptr(), geo.c as isize, 1), (gs[b * geo.co * l..].as_ptr(), 1, l as isize));
     }
+    // SAFETY: the n GEMMs wrote all n·c·l values
+    unsafe { gx.set_len(len) };
     gx
 }
 
@@ -535,8 +551,7 @@ fn gemm_into(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, read: b
 fn dense_forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec<f32> {
     let l = geo.oh * geo.ow;
     let k = geo.c * geo.kernel[0] * geo.kernel[1];
-    let mut y = vec![0f32; geo.n * geo.co * l];
-    y.par_chunks_mut(l).enumerate().for_each(|(i, plane)| plane.fill(bs[i % geo.co]));
+    let mut y = bias_planes(bs, geo.n * geo.co, l);
     let out = y.as_mut_ptr();
     for_each_band(xs, geo, |b, y0, lc, cols| {
         let dst = out.wrapping_add(b * geo.co * l + y0 * geo.ow);
