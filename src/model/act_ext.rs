@@ -44,12 +44,12 @@ impl ActExt for Flex {
     }
     fn act_ext_backward(y: FlexTensor, grad: FlexTensor, slope: f32, cap: f32) -> FlexTensor {
         let f = Piecewise { slope, cap };
-        let (y, g) = (y.to_contiguous(), grad.to_contiguous());
-        let dims = y.layout().shape().clone();
-        let (ys, gs) = (y.as_slice::<f32>().expect("contiguous f32"), g.as_slice::<f32>().expect("contiguous f32"));
-        let mut out = vec![0f32; ys.len()];
-        out.par_chunks_mut(CHUNK).zip(ys.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK))).for_each(|(o, (y, g))| pulp::Arch::new().dispatch(Back { o, y, g, f }));
-        FlexTensor::from_data(TensorData::new(out, dims))
+        let y = y.to_contiguous();
+        let mut g = if grad.is_contiguous() && grad.layout().start_offset() == 0 { grad } else { grad.to_contiguous() };
+        let ys = y.as_slice::<f32>().expect("contiguous f32");
+        // in place in the output gradient (the autodiff graph hands it over; copied first if shared)
+        g.storage_mut::<f32>()[..ys.len()].par_chunks_mut(CHUNK).zip(ys.par_chunks(CHUNK)).for_each(|(g, y)| pulp::Arch::new().dispatch(Back { g, y, f }));
+        g
     }
 }
 
@@ -82,9 +82,8 @@ impl pulp::WithSimd for Forward<'_> {
 }
 
 struct Back<'a> {
-    o: &'a mut [f32],
+    g: &'a mut [f32],
     y: &'a [f32],
-    g: &'a [f32],
     f: Piecewise,
 }
 
@@ -93,9 +92,9 @@ impl pulp::WithSimd for Back<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
-        let Back { o, y, g, f: Piecewise { slope, cap } } = self;
-        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-            *o = if y > 0.0 { if y < cap { g } else { 0.0 } } else if y <= 0.0 { g * slope } else { 0.0 };
+        let Back { g, y, f: Piecewise { slope, cap } } = self;
+        for (g, &y) in g.iter_mut().zip(y) {
+            *g = if y > 0.0 { if y < cap { *g } else { 0.0 } } else if y <= 0.0 { *g * slope } else { 0.0 };
         }
     }
 }
