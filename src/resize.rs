@@ -28,13 +28,13 @@ impl ResizeExt for Flex {
     fn bilinear_ext(x: FlexTensor, size: [usize; 2]) -> FlexTensor {
         let x = x.to_contiguous();
         let [n, c, h, w] = x.layout().shape().dims::<4>();
-        let y = bilinear_align_corners(x.as_slice::<f32>().expect("contiguous f32"), [h, w], size);
+        let y = bilinear_align_corners(crate::model::f32s(&x), [h, w], size);
         FlexTensor::from_data(TensorData::new(y, [n, c, size[0], size[1]]))
     }
     fn bilinear_ext_backward(grad: FlexTensor, size: [usize; 2]) -> FlexTensor {
         let g = grad.to_contiguous();
         let [n, c, oh, ow] = g.layout().shape().dims::<4>();
-        let gx = bilinear_align_corners_backward(g.as_slice::<f32>().expect("contiguous f32"), [oh, ow], size);
+        let gx = bilinear_align_corners_backward(crate::model::f32s(&g), [oh, ow], size);
         FlexTensor::from_data(TensorData::new(gx, [n, c, size[0], size[1]]))
     }
 }

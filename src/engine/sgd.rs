@@ -9,6 +9,7 @@ use burn::backend::{backend_extension, Dispatch, Flex};
 use burn::optim::{join_path, LearningRate, Optimizer, RecordState, StateSink, StateSource};
 use burn::prelude::*;
 use burn_flex::FlexTensor;
+use crate::model::{contiguous_owned, f32s};
 use rayon::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -49,15 +50,11 @@ pub trait SgdExt: burn::backend::Backend {
 
 const CHUNK: usize = 1 << 14;
 
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
-}
-
 impl SgdExt for Flex {
     fn sgd_direction(v: FlexTensor, g: FlexTensor, p: FlexTensor, m: f32, wd: f32, fresh: bool) -> FlexTensor {
-        let (mut v, g, p) = (contiguous(v), contiguous(g), contiguous(p));
+        let (mut v, g, p) = (contiguous_owned(v), contiguous_owned(g), contiguous_owned(p));
         let n = v.layout().num_elements();
-        let (gs, ps) = (g.as_slice::<f32>().expect("contiguous f32"), p.as_slice::<f32>().expect("contiguous f32"));
+        let (gs, ps) = (f32s(&g), f32s(&p));
         // the same operations, in the same order, as burn's WeightDecay and Momentum (dampening 0)
         v.storage_mut::<f32>()[..n].par_chunks_mut(CHUNK).zip(gs.par_chunks(CHUNK).zip(ps.par_chunks(CHUNK))).for_each(|(v, (g, p))| {
             for ((v, &g), &p) in v.iter_mut().zip(g).zip(p) {
@@ -68,9 +65,9 @@ impl SgdExt for Flex {
         v
     }
     fn sgd_apply(p: FlexTensor, d: FlexTensor, lr: f32) -> FlexTensor {
-        let (mut p, d) = (contiguous(p), contiguous(d));
+        let (mut p, d) = (contiguous_owned(p), contiguous_owned(d));
         let n = p.layout().num_elements();
-        let ds = d.as_slice::<f32>().expect("contiguous f32");
+        let ds = f32s(&d);
         p.storage_mut::<f32>()[..n].par_chunks_mut(CHUNK).zip(ds.par_chunks(CHUNK)).for_each(|(p, d)| {
             for (p, &d) in p.iter_mut().zip(d) {
                 *p -= d * lr;

@@ -36,7 +36,7 @@ const CHUNK: usize = 1 << 15;
 impl ActExt for Flex {
     fn act_ext(x: FlexTensor, slope: f32, cap: f32) -> FlexTensor {
         let f = Piecewise { slope, cap };
-        let mut x = if x.is_contiguous() && x.layout().start_offset() == 0 { x } else { x.to_contiguous() };
+        let mut x = super::contiguous_owned(x);
         let n = x.layout().num_elements();
         // storage_mut copies first when the data is shared
         x.storage_mut::<f32>()[..n].par_chunks_mut(CHUNK).for_each(|s| pulp::Arch::new().dispatch(Forward { s, f }));
@@ -45,8 +45,8 @@ impl ActExt for Flex {
     fn act_ext_backward(y: FlexTensor, grad: FlexTensor, slope: f32, cap: f32) -> FlexTensor {
         let f = Piecewise { slope, cap };
         let y = y.to_contiguous();
-        let mut g = if grad.is_contiguous() && grad.layout().start_offset() == 0 { grad } else { grad.to_contiguous() };
-        let ys = y.as_slice::<f32>().expect("contiguous f32");
+        let mut g = super::contiguous_owned(grad);
+        let ys = super::f32s(&y);
         // in place in the output gradient (the autodiff graph hands it over; copied first if shared)
         g.storage_mut::<f32>()[..ys.len()].par_chunks_mut(CHUNK).zip(ys.par_chunks(CHUNK)).for_each(|(g, y)| pulp::Arch::new().dispatch(Back { g, y, f }));
         g

@@ -35,7 +35,7 @@ use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
-use super::conv_direct;
+use super::{conv_direct, f32s};
 use rayon::prelude::*;
 
 #[backend_extension(Flex, Autodiff)]
@@ -52,7 +52,8 @@ impl ConvExt for Flex {
     fn conv2d_ext(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let wdims = weight.layout().shape().dims::<4>();
         let dense = options.groups == 1;
-        let direct = dense && !is_pointwise(&wdims, &options) && conv_direct::suits(wdims[0], options.stride);
+        let pointwise = dense && is_pointwise(&wdims, &options);
+        let direct = dense && !pointwise && conv_direct::suits(wdims[0], options.stride);
         if !dense && options.stride == [1, 1] {
             return Flex::conv2d(x, weight, Some(bias), options);
         }
@@ -62,7 +63,7 @@ impl ConvExt for Flex {
         let geo = Geometry::new([n, c, h, wd], [out(h, wdims[2], 0), out(wd, wdims[3], 1)], wdims, &options);
         let y = if direct {
             conv_direct::forward(f32s(&x), f32s(&w), f32s(&b), &geo)
-        } else if dense && is_pointwise(&wdims, &options) {
+        } else if pointwise {
             pointwise_forward(f32s(&x), f32s(&w), f32s(&b), &geo)
         } else if dense {
             dense_forward(f32s(&x), f32s(&w), f32s(&b), &geo)
@@ -151,10 +152,6 @@ fn flip_transposed(w: &FlexTensor) -> Vec<f32> {
         }
     });
     out
-}
-
-fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("conv extension: contiguous f32 tensors")
 }
 
 impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
@@ -289,6 +286,13 @@ impl Geometry {
     /// From the input's, the output's (spatial) and the weight's shapes.
     pub fn new([n, c, h, w]: [usize; 4], [oh, ow]: [usize; 2], [co, _, kh, kw]: [usize; 4], o: &ConvOptions<2>) -> Self {
         Geometry { n, c, h, w, co, oh, ow, kernel: [kh, kw], stride: o.stride, pad: o.padding_begin(), dilation: o.dilation }
+    }
+
+    /// Output rows per band of a column buffer with `k` rows: about 16 MiB of columns (a few
+    /// rows in tests, so that the banding itself is checked), at least one row.
+    fn band_rows(&self, k: usize) -> usize {
+        let budget = if cfg!(test) { 64 } else { 1 << 22 };
+        (budget / (k * self.ow).max(1)).clamp(1, self.oh.max(1))
     }
 
     /// The input row of output row `y` under kernel row `i`, if inside the image.
@@ -462,9 +466,7 @@ fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
 fn for_each_band(xs: &[f32], geo: &Geometry, mut f: impl FnMut(usize, usize, usize, &[f32])) {
     let taps = geo.kernel[0] * geo.kernel[1];
     let k = geo.c * taps;
-    // a few rows per band in tests, so that the banding itself is checked
-    let budget = if cfg!(test) { 64 } else { 1 << 22 };
-    let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
+    let band = geo.band_rows(k);
     let [kh, kw] = geo.kernel;
     let mut cols = Scratch::take(k * band * geo.ow);
     for b in 0..geo.n {
@@ -571,8 +573,7 @@ fn dense_x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     let l = geo.oh * geo.ow;
     let s = geo.stride[1];
     let wp = geo.w.div_ceil(s);
-    let budget = if cfg!(test) { 64 } else { 1 << 22 };
-    let band = (budget / (k * geo.ow).max(1)).clamp(1, geo.oh.max(1));
+    let band = geo.band_rows(k);
     let mut gx = vec![0f32; geo.n * geo.c * geo.h * geo.w];
     let mut acc = vec![0f32; geo.c * s * geo.h * wp];
     // the GEMM overwrites the columns it uses (it does not read them)

@@ -22,6 +22,18 @@ pub fn extension_applies<const D: usize>(x: &Tensor<D>) -> bool {
     x.device().inner() == Device::flex() && x.dtype() == burn::tensor::DType::F32
 }
 
+/// The values of a contiguous f32 Flex tensor, as the extensions' kernels read them.
+pub(crate) fn f32s(t: &burn_flex::FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("backend extension: contiguous f32 tensors")
+}
+
+/// `t`, contiguous from offset 0: moved when it already is, so that `storage_mut` can then
+/// update it in place where it is not shared (burn-flex's `to_contiguous` clones the handle,
+/// which would make that update copy first).
+pub(crate) fn contiguous_owned(t: burn_flex::FlexTensor) -> burn_flex::FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+}
+
 use crate::data::transform::Normalize;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -17,6 +17,7 @@ use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::prelude::*;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
+use super::f32s;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait SoftmaxExt: burn::backend::Backend {
@@ -97,10 +98,6 @@ impl SoftmaxExt for Flex {
         });
         FlexTensor::from_data(TensorData::new(out, dims))
     }
-}
-
-fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("softmax extension: contiguous f32 tensors")
 }
 
 /// A new [N, C, H·W] map from `inputs` of the same shape, computed by `f` one block of pixels
