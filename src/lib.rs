@@ -10,6 +10,7 @@ pub mod eval;
 pub mod losses;
 pub mod methods;
 pub mod model;
+pub mod pool;
 pub mod report;
 pub mod resize;
 pub mod ui;

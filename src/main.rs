@@ -13,6 +13,7 @@ use std::path::Path;
 
 fn main() {
     segda::alloc::keep_freed_memory();
+    segda::pool::init();
     let cli = Cli::parse();
     ctrlc::set_handler(|| {
         if trainer::stop_requested() {

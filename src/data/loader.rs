@@ -116,6 +116,9 @@ impl Loader {
         std::thread::Builder::new()
             .name("segda-loader".into())
             .spawn(move || {
+                // its own decoding pool: a training step runs on the global pool's workers and
+                // may wait on this stream (ASS, LSE), so decoding must not need those workers
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).thread_name(|i| format!("segda-decode-{i}")).build();
                 let mut stream = Stream::new(dataset.len(), spec.seed, spec.shuffle);
                 let total = dataset.len() as u64;
                 let mut b = start;
@@ -126,7 +129,10 @@ impl Loader {
                     }
                     let end = if spec.once { (first + spec.batch as u64).min(total) } else { first + spec.batch as u64 };
                     let jobs: Vec<(u64, usize)> = (first..end).map(|k| (k, stream.item(k))).collect();
-                    let batch = make_batch(&dataset, &spec, &stream, &jobs);
+                    let batch = match &pool {
+                        Ok(pool) => pool.install(|| make_batch(&dataset, &spec, &stream, &jobs)),
+                        Err(e) => Err(crate::error::Error::Other(format!("cannot start the data loader's threads: {e}"))),
+                    };
                     let failed = batch.is_err();
                     if tx.send(batch).is_err() || failed {
                         break;
