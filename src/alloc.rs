@@ -7,18 +7,13 @@
 //! 0.64 s in a fresh process against 0.40 s with the settings below (docs/benchmarks.md). With
 //! them, large blocks come from the heap and freed memory stays there for the next op; the peak
 //! resident memory moved by a few percent (146 → 152 MiB for that inference).
-//!
-//! One arena for all threads: the work runs on the pool's workers (`pool`), and with an arena
-//! per thread each kept its own freed blocks (ResNet-101's adversarial step peaked at 2.6 GiB
-//! instead of 1.9; the speed did not change with one).
 
-/// Serve every allocation from one heap (no mmap, no per-thread arenas) and never shrink it.
+/// Serve every allocation from the heap (no mmap) and never shrink the heap on free.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         const M_TRIM_THRESHOLD: i32 = -1;
         const M_MMAP_MAX: i32 = -4;
-        const M_ARENA_MAX: i32 = -8;
         extern "C" {
             fn mallopt(param: i32, value: i32) -> i32;
         }
@@ -26,7 +21,6 @@ pub fn keep_freed_memory() {
         unsafe {
             mallopt(M_MMAP_MAX, 0);
             mallopt(M_TRIM_THRESHOLD, i32::MAX);
-            mallopt(M_ARENA_MAX, 1);
         }
     }
 }
