@@ -96,6 +96,14 @@ pub fn relu(x: Tensor<4>) -> Tensor<4> {
     burn::tensor::activation::relu(x)
 }
 
+/// relu(x + r): a residual block's output (one pass on the CPU).
+pub fn relu_residual(x: Tensor<4>, r: Tensor<4>) -> Tensor<4> {
+    if super::extension_applies(&x) && super::extension_applies(&r) && x.dims() == r.dims() {
+        return act_ext::apply_residual(x, r, Piecewise { slope: 0.0, cap: f32::INFINITY });
+    }
+    burn::tensor::activation::relu(x + r)
+}
+
 /// min(max(x, 0), 6). On the CPU one pass each way (`act_ext`); elsewhere ReLU first and a
 /// one-sided clamp (burn's ReLU is fused, each side of a clamp a comparison and a mask fill).
 pub fn relu6(x: Tensor<4>) -> Tensor<4> {
@@ -241,6 +249,35 @@ mod tests {
             y.assert_eq(&want_y, true);
             gx.assert_eq(&want_gx, true);
             x.assert_eq(&TensorData::new(v.clone(), [3, 5, 7, 11]), true);
+        }
+    }
+
+    /// relu(x + r) fused: burn's values and both gradients, with r a graph input of its own and
+    /// with r computed from x (the identity path, where the two gradients meet); both inputs are
+    /// left as they were.
+    #[test]
+    fn residual_activation_and_its_gradients_match_burns() {
+        let dev = Device::flex().autodiff();
+        let shape = [2, 3, 7, 11];
+        let n = 2 * 3 * 7 * 11;
+        let v: Vec<f32> = (0..n).map(|k| ((k * 7919) % 101) as f32 / 6.0 - 8.05).collect();
+        let u: Vec<f32> = (0..n).map(|k| ((k * 104729) % 97) as f32 / 5.0 - 9.1).collect();
+        let up = Tensor::<4>::from_data(TensorData::new((0..n).map(|k| ((k * 31) % 17) as f32 - 8.0).collect::<Vec<_>>(), shape), &dev);
+        for from_x in [false, true] {
+            let run = |f: fn(Tensor<4>, Tensor<4>) -> Tensor<4>| {
+                let x = Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &dev).require_grad();
+                let r0 = Tensor::<4>::from_data(TensorData::new(u.clone(), shape), &dev).require_grad();
+                let r = if from_x { x.clone().mul_scalar(0.5) + r0.clone() } else { r0.clone() };
+                let y = f(x.clone() * 1.0, r);
+                let g = (y.clone() * up.clone()).sum().backward();
+                (y.into_data(), x.grad(&g).unwrap().into_data(), r0.grad(&g).unwrap().into_data(), x.into_data(), r0.into_data())
+            };
+            let (ours, theirs) = (run(relu_residual), run(|x, r| burn::tensor::activation::relu(x + r)));
+            ours.0.assert_eq(&theirs.0, true);
+            ours.1.assert_eq(&theirs.1, true);
+            ours.2.assert_eq(&theirs.2, true);
+            ours.3.assert_eq(&TensorData::new(v.clone(), shape), true);
+            ours.4.assert_eq(&TensorData::new(u.clone(), shape), true);
         }
     }
 
