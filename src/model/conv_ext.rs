@@ -259,10 +259,17 @@ fn pointwise_x_grad(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
 /// dW = Σ_b g[b] · x[b]ᵀ.
 fn pointwise_weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     let l = geo.h * geo.w;
-    let mut dw = vec![0f32; geo.co * geo.c];
-    for b in 0..geo.n {
-        gemm_into_by_columns(geo.co, geo.c, l, dw.as_mut_ptr(), geo.c, true, (gs[b * geo.co * l..].as_ptr(), 1, l as isize), (xs[b * geo.c * l..].as_ptr(), l as isize, 1));
+    let len = geo.co * geo.c;
+    if l == 0 || geo.n == 0 {
+        return vec![0f32; len];
     }
+    let mut dw: Vec<f32> = Vec::with_capacity(len);
+    for b in 0..geo.n {
+        // the first GEMM writes every value (no clearing pass), the others accumulate
+        gemm_into_by_columns(geo.co, geo.c, l, dw.as_mut_ptr(), geo.c, b > 0, (gs[b * geo.co * l..].as_ptr(), 1, l as isize), (xs[b * geo.c * l..].as_ptr(), l as isize, 1));
+    }
+    // SAFETY: the first GEMM wrote all co·c values
+    unsafe { dw.set_len(len) };
     dw
 }
 
@@ -633,12 +640,19 @@ fn dense_x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
 fn dense_weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     let k = geo.c * geo.kernel[0] * geo.kernel[1];
     let l = geo.oh * geo.ow;
-    let mut dw = vec![0f32; geo.co * k];
+    let len = geo.co * k;
+    if l == 0 || geo.n == 0 {
+        return vec![0f32; len];
+    }
+    let mut dw: Vec<f32> = Vec::with_capacity(len);
     for_each_band(xs, geo, |b, y0, lc, cols| {
-        // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b
+        // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b. The
+        // first band's GEMM writes every value (no clearing pass), the others accumulate.
         let g = gs[(b * geo.co) * l + y0 * geo.ow..].as_ptr();
-        gemm_into_by_columns(geo.co, k, lc, dw.as_mut_ptr(), k, true, (g, 1, l as isize), (cols.as_ptr(), lc as isize, 1));
+        gemm_into_by_columns(geo.co, k, lc, dw.as_mut_ptr(), k, b > 0 || y0 > 0, (g, 1, l as isize), (cols.as_ptr(), lc as isize, 1));
     });
+    // SAFETY: the first band's GEMM wrote all co·k values (l > 0: there is a first band)
+    unsafe { dw.set_len(len) };
     dw
 }
 
