@@ -252,6 +252,9 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
+    if dev.type == "cuda":
+        # cuDNN picks its fastest kernels per shape, as segda's backends autotune theirs
+        torch.backends.cudnn.benchmark = True
     sz = lambda s: tuple(int(v) for v in s.split("x"))  # noqa: E731
     rows = []
     print(f"torch {torch.__version__} on {a.device} ({torch.get_num_threads()} threads)", file=sys.stderr)
@@ -266,6 +269,9 @@ def main():
                 model.eval()
             size = sz(a.infer_size if kind == "infer" else a.train_size)
             reset_peak_rss()
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
             step = make_step(kind, model, feat_ch, size, dev, a.batch)
             times = []
             for i in range(a.warmup + a.iters):
@@ -277,7 +283,8 @@ def main():
                     times.append(time.perf_counter() - t)
             peak = peak_rss_mib()
             row = {"net": net, "step": kind, "batch": a.batch, "size": list(size), "median_s": statistics.median(times),
-                   "min_s": min(times), "peak_rss_mib": peak}
+                   "min_s": min(times), "peak_rss_mib": peak,
+                   "device_mib": torch.cuda.max_memory_reserved() / 2**20 if dev.type == "cuda" else None}
             rows.append(row)
             print(f"{net:<13} {kind:<6} {a.batch:>5} {'x'.join(map(str, size)):>10} {row['median_s']:>10.4f} "
                   f"{row['min_s']:>10.4f} {peak if peak is None else f'{peak:.0f}':>10}", flush=True)

@@ -58,6 +58,9 @@ pub struct Row {
     pub min_s: f64,
     /// Peak resident memory of the process during this row (MiB; Linux), reset before the row.
     pub peak_rss_mib: Option<f64>,
+    /// GPU memory the backend's allocator holds after the row (MiB; GPU backends only), its pools
+    /// cleared before the row.
+    pub device_mib: Option<f64>,
 }
 
 fn config(net: Net, step: StepKind) -> Result<Config> {
@@ -131,6 +134,7 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
     let size = if step == StepKind::Infer { o.infer_size } else { o.train_size };
     let mut times = Vec::with_capacity(o.iters);
     reset_peak_rss();
+    o.device.memory_cleanup();
     if step == StepKind::Infer {
         let net = SegNet::new(&cfg.model, &o.device)?.with_bn_mode(cfg.model.bn_mode(false)).valid();
         let b = batch(o.batch, size, 0.0, &o.device);
@@ -164,7 +168,8 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
         }
     }
     let min_s = times.iter().copied().fold(f64::INFINITY, f64::min);
-    Ok(Row { net: net_kind, step, batch: o.batch, size, median_s: median(times), min_s, peak_rss_mib: peak_rss() })
+    let device_mib = o.device.memory_pool_usage().map(|u| u.bytes_reserved as f64 / 1048576.0);
+    Ok(Row { net: net_kind, step, batch: o.batch, size, median_s: median(times), min_s, peak_rss_mib: peak_rss(), device_mib })
 }
 
 pub fn run(o: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>> {

@@ -83,6 +83,8 @@ pub struct BenchArgs {
     /// Also write the rows as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
+    /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -145,7 +147,8 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// cpu, or cuda:N when built with --features cuda.
+    /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
+    /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -190,6 +193,8 @@ pub struct EvalArgs {
     /// Also write predictions (labelIds and colour PNGs) here.
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
+    /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -211,6 +216,8 @@ pub struct PredictArgs {
     /// Write colourised PNGs.
     #[arg(long)]
     pub color: bool,
+    /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
+    /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -254,6 +261,8 @@ pub struct SweepArgs {
     pub only: Option<u64>,
     #[arg(long)]
     pub out: PathBuf,
+    /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
+    /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -269,6 +278,8 @@ pub struct ReportArgs {
     /// Validation images per run in the prediction grid (0: none).
     #[arg(long, default_value_t = 3)]
     pub images: usize,
+    /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
+    /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -281,6 +292,8 @@ pub struct DemoArgs {
     /// Training iterations (the default fits the 10-minute budget on 2 CPU cores).
     #[arg(long)]
     pub iters: Option<u64>,
+    /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
+    /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

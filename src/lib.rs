@@ -4,6 +4,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod demo;
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod eval;

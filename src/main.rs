@@ -33,47 +33,7 @@ fn main() {
 }
 
 fn device(spec: &str) -> Result<burn::prelude::Device> {
-    match spec {
-        "cpu" => Ok(burn::prelude::Device::flex()),
-        s if s.starts_with("cuda") => {
-            #[cfg(feature = "cuda")]
-            {
-                let idx: usize = s.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| anyhow!("--device {s}: expected cuda:N"))?;
-                check_cuda(s, idx)?;
-                Ok(burn::prelude::Device::cuda(idx))
-            }
-            #[cfg(not(feature = "cuda"))]
-            bail!("--device {s}: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`")
-        }
-        s => bail!("--device {s}: expected cpu or cuda:N"),
-    }
-}
-
-/// What burn's CUDA backend would otherwise panic on, on a worker thread at first use: the driver
-/// library, a device with this index, and NVRTC (kernels are compiled from CUDA C++ at run time).
-#[cfg(feature = "cuda")]
-fn check_cuda(spec: &str, idx: usize) -> Result<()> {
-    use cudarc::driver::result as drv;
-    // SAFETY: only tries to open the shared library (and closes it again).
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        bail!(
-            "--device {spec}: the CUDA driver library (libcuda.so) cannot be loaded: no NVIDIA driver on \
-             this machine, or its directory is missing from LD_LIBRARY_PATH"
-        );
-    }
-    drv::init().map_err(|e| anyhow!("--device {spec}: CUDA driver initialisation failed: {e}"))?;
-    let count = drv::device::get_count().map_err(|e| anyhow!("--device {spec}: cannot count CUDA devices: {e}"))?;
-    if idx >= count.max(0) as usize {
-        bail!("--device {spec}: only {count} CUDA device(s) visible");
-    }
-    // SAFETY: as above.
-    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        bail!(
-            "--device {spec}: NVRTC (libnvrtc.so), which compiles the kernels at run time, cannot be \
-             loaded: add the CUDA toolkit's lib64 directory to LD_LIBRARY_PATH"
-        );
-    }
-    Ok(())
+    Ok(segda::device::parse(spec)?)
 }
 
 fn protocol(n: u32) -> Result<Protocol> {

@@ -224,9 +224,7 @@ pub fn fit_to(x: Tensor<4>, y: Tensor<3, Int>, size: [usize; 2]) -> (Tensor<4>, 
     if [h, w] == size {
         return (x, y);
     }
-    use burn::tensor::module::interpolate;
-    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-    let x = interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size(size));
+    let x = crate::resize::bilinear(x, size);
     (x, crate::losses::resize_labels(y, size))
 }
 

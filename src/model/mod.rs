@@ -17,9 +17,34 @@ pub use deeplab::{Backbone, Head, SegNet};
 
 /// f32 values on the CPU backend (with or without autodiff): where this crate's backend
 /// extensions (`act_ext`, `conv_ext`, `softmax_ext`, `crate::resize`) replace burn's ops; the
-/// extensions implement only Flex, so every other device keeps burn's.
+/// extensions implement only Flex, so every other device keeps burn's. Never with
+/// [`set_generic_ops`] on.
 pub fn extension_applies<const D: usize>(x: &Tensor<D>) -> bool {
-    x.device().inner() == Device::flex() && x.dtype() == burn::tensor::DType::F32
+    !generic_ops() && x.device().inner() == Device::flex() && x.dtype() == burn::tensor::DType::F32
+}
+
+/// 0: not decided yet (read `SEGDA_GENERIC_OPS`), 1: extensions on the CPU, 2: generic ops only.
+static OP_PATH: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether every op takes burn's generic path, the one GPU backends run, on the CPU too
+/// ([`set_generic_ops`], or the environment variable `SEGDA_GENERIC_OPS=1`).
+pub fn generic_ops() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    match OP_PATH.load(Relaxed) {
+        0 => {
+            let generic = std::env::var("SEGDA_GENERIC_OPS").is_ok_and(|v| v == "1" || v == "true");
+            OP_PATH.store(if generic { 2 } else { 1 }, Relaxed);
+            generic
+        }
+        path => path == 2,
+    }
+}
+
+/// Routes every op of this process through burn's generic implementation (and the generic
+/// bilinear resize) instead of the CPU extensions: how the GPU backends' code path is tested on
+/// a machine without a GPU. Process-wide; set it before building networks.
+pub fn set_generic_ops(on: bool) {
+    OP_PATH.store(if on { 2 } else { 1 }, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The values of a contiguous f32 Flex tensor, as the extensions' kernels read them.

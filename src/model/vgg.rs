@@ -7,8 +7,6 @@ use super::Feats;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 /// Convolutions per block of VGG16.
 const BLOCKS: [usize; 5] = [2, 2, 3, 3, 3];
@@ -104,7 +102,7 @@ impl Fcn8Head {
     pub fn forward(&self, f: &Feats) -> Tensor<4> {
         let up = |x: Tensor<4>, like: &Tensor<4>| {
             let [_, _, h, w] = like.dims();
-            interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]))
+            crate::resize::bilinear_half_pixel(x, [h, w])
         };
         let s = conv_forward(&self.score_fr, f.main.clone());
         let p4 = conv_forward(&self.score_pool4, f.skips[0].clone().mul_scalar(0.01));
