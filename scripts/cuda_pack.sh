@@ -27,7 +27,7 @@ for line in sys.stdin:
 strip -o "$out/segda" "$CARGO_TARGET_DIR/release/segda"
 strip -o "$out/gpu-tests" "$tests"
 xz -T0 -6 -f "$out/segda" "$out/gpu-tests"
-git rev-parse HEAD > "$out/commit"
+git describe --always --dirty > "$out/commit"
 echo "CUDA $CUDARC_CUDA_VERSION, commit $(cat "$out/commit")" > "$out/built-for"
 du -b "$out"/* | awk '{printf "%8.1f MiB  %s\n", $1 / 1048576, $2}'
 echo "carry target/cuda-check to the GPU machine and run: bash scripts/cuda_check.sh"

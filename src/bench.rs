@@ -185,7 +185,7 @@ pub fn run(o: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>> {
 }
 
 pub fn header() -> String {
-    format!("{:<13} {:<6} {:>5} {:>10} {:>10} {:>10} {:>10}", "net", "step", "batch", "size", "median s", "min s", "peak MiB")
+    format!("{:<13} {:<6} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10}", "net", "step", "batch", "size", "median s", "min s", "peak MiB", "GPU MiB")
 }
 
 /// The name a value has on the command line (`--net mobilenet_v2`).
@@ -195,14 +195,15 @@ fn name(v: impl clap::ValueEnum) -> String {
 
 pub fn line(r: &Row) -> String {
     format!(
-        "{:<13} {:<6} {:>5} {:>10} {:>10.4} {:>10.4} {:>10}",
+        "{:<13} {:<6} {:>5} {:>10} {:>10.4} {:>10.4} {:>10} {:>10}",
         name(r.net),
         name(r.step),
         r.batch,
         format!("{}x{}", r.size[0], r.size[1]),
         r.median_s,
         r.min_s,
-        r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}"))
+        r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+        r.device_mib.map_or("-".into(), |m| format!("{m:.0}"))
     )
 }
 

@@ -147,6 +147,11 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Data-parallel training over several CUDA devices, e.g. cuda:0,cuda:1: each takes an equal
+    /// slice of every batch (train.batch must split evenly); gradients are averaged by burn's
+    /// all-reduce (NCCL). Replaces --device.
+    #[arg(long, value_name = "LIST", conflicts_with = "device")]
+    pub devices: Option<String>,
     /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
     /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]

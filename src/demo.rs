@@ -46,7 +46,7 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
     if previous.as_ref().is_some_and(|p| p.finished) {
         ui::note(&format!("the demo run in {} is complete; showing its evaluation", run_dir.display()));
     } else {
-        let summary = train(cfg, &TrainOptions { out: run_dir.clone(), resume: previous.is_some(), device: device.clone(), stop_after: None })?;
+        let summary = train(cfg, &TrainOptions { resume: previous.is_some(), ..TrainOptions::new(run_dir.clone(), device.clone()) })?;
         if summary.interrupted {
             ui::note(&format!("stopped; continue with: segda demo --out {}", out.display()));
             return Ok(());

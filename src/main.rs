@@ -76,7 +76,13 @@ fn run(cli: Cli) -> Result<i32> {
                 let c = a.config.as_ref().ok_or_else(|| anyhow!("--config is required (or --resume with an existing --out)"))?;
                 Config::load(c, &a.set)?
             };
-            let opts = trainer::TrainOptions { out: a.out.clone(), resume: a.resume, device: device(&a.device)?, stop_after: None };
+            let mut opts = trainer::TrainOptions { resume: a.resume, ..trainer::TrainOptions::new(&a.out, device(&a.device)?) };
+            if let Some(list) = &a.devices {
+                let specs: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+                segda::engine::parallel::check(&specs, cfg.train.batch)?;
+                opts.parallel = specs.iter().map(|s| device(s)).collect::<Result<_>>()?;
+                opts.device = opts.parallel[0].clone();
+            }
             let s = segda::engine::train(cfg, &opts)?;
             if s.interrupted {
                 println!("stopped at iteration {}; continue with: segda train --out {} --resume", s.iters, a.out.display());
@@ -143,7 +149,7 @@ fn run(cli: Cli) -> Result<i32> {
                 } else {
                     let resume = checkpoint::find(&run, "last").is_some();
                     eprintln!("{}: seed {seed}{}", run.display(), if resume { " (resuming)" } else { "" });
-                    let s = segda::engine::train(cfg, &trainer::TrainOptions { out: run.clone(), resume, device: device(&a.device)?, stop_after: None })?;
+                    let s = segda::engine::train(cfg, &trainer::TrainOptions { resume, ..trainer::TrainOptions::new(&run, device(&a.device)?) })?;
                     if s.interrupted {
                         return Ok(130);
                     }

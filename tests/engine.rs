@@ -45,7 +45,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn opts(out: &Path, resume: bool, stop_after: Option<u64>) -> TrainOptions {
-    TrainOptions { out: out.to_path_buf(), resume, device: Device::flex(), stop_after }
+    TrainOptions { resume, stop_after, ..TrainOptions::new(out, Device::flex()) }
 }
 
 fn assert_resume_is_exact(methods: &[&str]) {

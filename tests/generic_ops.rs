@@ -46,7 +46,7 @@ fn every_method_logs_the_same_losses_through_burns_generic_ops() {
         for generic in [false, true] {
             segda::model::set_generic_ops(generic);
             let out = tmp.path().join(format!("{k}-{generic}"));
-            let opts = TrainOptions { out: out.clone(), resume: false, device: burn::prelude::Device::flex(), stop_after: None };
+            let opts = TrainOptions::new(out.clone(), burn::prelude::Device::flex());
             let s = train(tiny_config(&data, &[method], &sets), &opts).unwrap_or_else(|e| panic!("{method} on {backbone} (generic ops: {generic}): {e}"));
             // LSE ends with its last round: on the tiny data after one iteration
             assert!(s.iters >= if method == "lse" { 1 } else { 3 }, "{method}: {} iterations", s.iters);

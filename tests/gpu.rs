@@ -149,7 +149,7 @@ const METHODS: [(&str, &[&str]); 12] = [
 ];
 
 fn opts(out: &Path, resume: bool, device: &Device) -> TrainOptions {
-    TrainOptions { out: out.to_path_buf(), resume, device: device.clone(), stop_after: None }
+    TrainOptions { resume, ..TrainOptions::new(out, device.clone()) }
 }
 
 /// The losses a run logged, one map per logged iteration.
@@ -241,4 +241,33 @@ fn checkpoints_cross_backends_and_eval_and_predict_agree() {
         files += 1;
     }
     assert_eq!(files, ds.len());
+}
+
+/// Data-parallel training (burn's all-reduce, CUDA only) over one device is plain training: the
+/// same losses iteration by iteration.
+#[test]
+fn data_parallel_over_one_device_equals_plain_training() {
+    let Some(dev) = gpu() else { return };
+    if !std::env::var("SEGDA_TEST_DEVICE").is_ok_and(|s| s.starts_with("cuda")) {
+        eprintln!("data-parallel training needs CUDA (burn 0.22.1's all-reduce is NCCL's)");
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    // from trained weights: a network drawn at random would draw them at another point of the
+    // random stream when the replicas are made
+    let start = tmp.path().join("start");
+    train(tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]), &opts(&start, false, &Device::flex())).unwrap();
+    let from = format!("train.init_from=\"{}\"", start.join("checkpoints/last").display());
+    let cfg = || tiny_config(&data, &["adaptsegnet"], &[&from, "train.iters=3", "train.eval_every=3"]);
+    let (plain, parallel) = (tmp.path().join("plain"), tmp.path().join("parallel"));
+    train(cfg(), &opts(&plain, false, &dev)).unwrap();
+    train(cfg(), &TrainOptions { parallel: vec![dev.clone()], ..opts(&parallel, false, &dev) }).unwrap();
+    let (a, b) = (logged(&plain), logged(&parallel));
+    assert_eq!(a.len(), b.len());
+    for (ra, rb) in a.iter().zip(&b) {
+        let (x, y) = (ra["seg_src"].as_f64().unwrap(), rb["seg_src"].as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-4 * x.abs(), "seg_src {x} plain, {y} data-parallel");
+    }
 }

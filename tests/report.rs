@@ -121,7 +121,7 @@ fn trained() -> &'static Path {
         let data = tiny_data(&root);
         for (dir, method, extra) in [("so/seed1", "source_only", "train.seed=1"), ("so/seed2", "source_only", "train.seed=2"), ("mi/seed1", "minent", "train.seed=1"), ("p16/seed1", "source_only", "eval.protocol=16")] {
             let cfg = tiny_config(&data, &[method], &[extra, "train.iters=4", "train.eval_every=2"]);
-            train(cfg, &TrainOptions { out: root.join("runs").join(dir), resume: false, device: Device::flex(), stop_after: None }).unwrap();
+            train(cfg, &TrainOptions::new(root.join("runs").join(dir), Device::flex())).unwrap();
         }
         root.join("runs")
     })

@@ -2,6 +2,7 @@
 pub mod checkpoint;
 pub mod log;
 pub mod optim;
+pub mod parallel;
 mod sgd;
 pub mod step;
 pub mod tensorboard;

@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::runner::{evaluate, EvalSpec};
 use crate::eval::EvalReport;
+use super::parallel;
 use super::step::{iterate, Outcome};
 use crate::methods::{self, Before, DomainBatch, Needs};
 use crate::model::{import, SegNet};
@@ -37,6 +38,16 @@ pub struct TrainOptions {
     pub device: Device,
     /// Stop after this many iterations of this invocation (tests of resume); None = run to the end.
     pub stop_after: Option<u64>,
+    /// Data-parallel training over these devices (the first is `device`; see `engine::parallel`);
+    /// empty: `device` alone.
+    pub parallel: Vec<Device>,
+}
+
+impl TrainOptions {
+    /// A new run (not resumed) in `out` on `device`, to its end.
+    pub fn new(out: impl Into<PathBuf>, device: Device) -> Self {
+        TrainOptions { out: out.into(), resume: false, device, stop_after: None, parallel: Vec::new() }
+    }
 }
 
 #[derive(Debug)]
@@ -57,11 +68,6 @@ fn augment(d: &DataConfig) -> Augment {
     Augment { resize: d.resize, crop: d.crop, flip: d.flip, upscale: None }
 }
 
-fn to_device(b: Batch, device: &Device) -> DomainBatch {
-    let x = Tensor::<4>::from_data(TensorData::new(b.images.clone(), [b.n, 3, b.h, b.w]), device);
-    let y = b.label_ids().map(|v| Tensor::<3, Int>::from_data(TensorData::new(v, [b.n, b.h, b.w]), device));
-    DomainBatch { x, y, names: b.names, indices: b.indices }
-}
 
 /// Build the network for a config: architecture, then `model.init` or `train.init_from` weights.
 pub fn build_net(cfg: &Config, device: &Device, verbose: bool) -> Result<SegNet> {
@@ -132,6 +138,14 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         progress = checkpoint::read_progress(ck)?;
         ui::note(&format!("resuming {} at iteration {}", run.display(), progress.iter));
     }
+    let mut replicas = None;
+    if !opts.parallel.is_empty() {
+        let (n, r) = parallel::Replicas::start(net, &cfg, &opts.parallel, run, last_ckpt.as_deref())?;
+        ui::note(&format!("data-parallel over {} devices, {} images each per iteration", r.world(), cfg.train.batch / r.world()));
+        net = n;
+        replicas = Some(r);
+    }
+    let world = replicas.as_ref().map_or(1, |r| r.world());
 
     let batch = cfg.train.batch;
     let mut streams = Streams {
@@ -175,9 +189,20 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         if !hook_scalars.is_empty() {
             log.scalars("round", it, &hook_scalars, None)?;
         }
-        let src = next(&mut streams.source, &device)?;
-        let tgt = next(&mut streams.target, &device)?;
-        let scalars = match iterate(net, &mut optim, &mut methods, needs, &cfg, it, src.as_ref(), tgt.as_ref())? {
+        let (src, tgt) = (next(&mut streams.source)?, next(&mut streams.target)?);
+        if let Some(r) = &replicas {
+            r.send(it, src.as_ref(), tgt.as_ref())?;
+        }
+        let mine = |b: Batch| DomainBatch::upload(if world > 1 { parallel::slice(&b, 0, world) } else { b }, &device);
+        let (src, tgt) = (src.map(mine), tgt.map(mine));
+        let mut outcome = iterate(net, &mut optim, &mut methods, needs, &cfg, it, src.as_ref(), tgt.as_ref())?;
+        if let (Some(r), Outcome::Stepped { scalars, .. }) = (&replicas, &mut outcome) {
+            match r.collect()? {
+                Ok(others) => *scalars = parallel::mean(&[vec![scalars.clone()], others].concat()),
+                Err((term, value)) => outcome = Outcome::NonFinite { term, value },
+            }
+        }
+        let scalars = match outcome {
             Outcome::Stepped { net: n, scalars } => {
                 net = n;
                 scalars
@@ -219,6 +244,9 @@ pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             checkpoint::save(run, "last", &net, Some(&optim), &methods, &progress)?;
         }
     }
+    if let Some(r) = replicas {
+        r.finish();
+    }
     if interrupted {
         checkpoint::save(run, "last", &net, Some(&optim), &methods, &progress)?;
         pb.abandon_with_message(format!("stopped at iteration {}; checkpoint saved", progress.iter));
@@ -240,13 +268,10 @@ fn last_ckpt_iter(run: &Path) -> String {
     checkpoint::find(run, "last").and_then(|c| checkpoint::read_progress(&c).ok()).map_or("none".into(), |p| p.iter.to_string())
 }
 
-fn next(l: &mut Option<Loader>, device: &Device) -> Result<Option<DomainBatch>> {
+fn next(l: &mut Option<Loader>) -> Result<Option<Batch>> {
     match l {
         None => Ok(None),
-        Some(l) => {
-            let b = l.next().ok_or_else(|| Error::Other("data loader stopped unexpectedly".into()))??;
-            Ok(Some(to_device(b, device)))
-        }
+        Some(l) => Ok(Some(l.next().ok_or_else(|| Error::Other("data loader stopped unexpectedly".into()))??)),
     }
 }
 

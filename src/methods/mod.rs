@@ -59,6 +59,13 @@ pub struct DomainBatch {
 }
 
 impl DomainBatch {
+    /// A loader's batch on `device`.
+    pub fn upload(b: crate::data::loader::Batch, device: &Device) -> DomainBatch {
+        let x = Tensor::<4>::from_data(TensorData::new(b.images.clone(), [b.n, 3, b.h, b.w]), device);
+        let y = b.label_ids().map(|v| Tensor::<3, Int>::from_data(TensorData::new(v, [b.n, b.h, b.w]), device));
+        DomainBatch { x, y, names: b.names, indices: b.indices }
+    }
+
     pub fn size(&self) -> [usize; 2] {
         let [_, _, h, w] = self.x.dims();
         [h, w]
