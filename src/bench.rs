@@ -3,7 +3,7 @@
 //! `bench/torch_reference.py` times the identical PyTorch networks and steps; `bench/compare.sh`
 //! runs both and prints the ratios.
 use crate::config::Config;
-use crate::engine::optim;
+use crate::optim;
 use crate::engine::step::{iterate, Outcome};
 use crate::error::{Error, Result};
 use crate::methods::{self, DomainBatch, Needs};
@@ -141,7 +141,7 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
         for i in 0..o.warmup + o.iters {
             let t = Instant::now();
             let out = net.forward(b.x.clone()).main;
-            let _ = crate::losses::upsample(out, size).argmax(1).into_data();
+            let _ = crate::nn::losses::upsample(out, size).argmax(1).into_data();
             sync(&o.device);
             if i >= o.warmup {
                 times.push(t.elapsed().as_secs_f64());
@@ -172,16 +172,19 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
     Ok(Row { net: net_kind, step, batch: o.batch, size, median_s: median(times), min_s, peak_rss_mib: peak_rss(), device_mib })
 }
 
-pub fn run(o: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for &n in &o.nets {
-        for &s in &o.steps {
-            let r = time_row(n, s, o)?;
-            on_row(&r);
-            rows.push(r);
+/// Times every (network, step) on a worker of the compute pool, as training runs.
+pub fn run(o: &BenchOptions, mut on_row: impl FnMut(&Row) + Send) -> Result<Vec<Row>> {
+    crate::runtime::pool::install(|| {
+        let mut rows = Vec::new();
+        for &n in &o.nets {
+            for &s in &o.steps {
+                let r = time_row(n, s, o)?;
+                on_row(&r);
+                rows.push(r);
+            }
         }
-    }
-    Ok(rows)
+        Ok(rows)
+    })
 }
 
 pub fn header() -> String {

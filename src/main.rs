@@ -12,8 +12,6 @@ use segda::eval::EvalReport;
 use std::path::Path;
 
 fn main() {
-    segda::alloc::keep_freed_memory();
-    segda::pool::init();
     let cli = Cli::parse();
     ctrlc::set_handler(|| {
         if trainer::stop_requested() {
@@ -23,7 +21,7 @@ fn main() {
         trainer::request_stop();
     })
     .ok();
-    match run(cli) {
+    match segda::runtime::pool::install(|| run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -33,7 +31,7 @@ fn main() {
 }
 
 fn device(spec: &str) -> Result<burn::prelude::Device> {
-    Ok(segda::device::parse(spec)?)
+    Ok(segda::runtime::device::parse(spec)?)
 }
 
 fn protocol(n: u32) -> Result<Protocol> {
@@ -223,7 +221,7 @@ fn image_folder(dir: &Path) -> Result<Dataset> {
                 stack.push(p);
             } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_ascii_lowercase().as_str())) {
                 let name = p.file_stem().unwrap_or_default().to_string_lossy().trim_end_matches("_leftImg8bit").to_string();
-                items.push(segda::data::dataset::Item { name, image: p, label: None });
+                items.push(segda::data::layout::Item { name, image: p, label: None });
             }
         }
     }

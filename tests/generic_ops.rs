@@ -1,5 +1,5 @@
 //! The generic op path: burn's own ops and the matrix-product bilinear resize, which GPU backends
-//! run, instead of this crate's CPU kernels (`segda::model::set_generic_ops`). Every method trains
+//! run, instead of this crate's CPU kernels (`segda::kernels::set_generic_ops`). Every method trains
 //! through it on the CPU backend and logs the same losses, iteration by iteration, as through the
 //! kernels. The switch is process-wide, so this file holds one test.
 mod common;
@@ -44,7 +44,7 @@ fn every_method_logs_the_same_losses_through_burns_generic_ops() {
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
         let mut losses = Vec::new();
         for generic in [false, true] {
-            segda::model::set_generic_ops(generic);
+            segda::kernels::set_generic_ops(generic);
             let out = tmp.path().join(format!("{k}-{generic}"));
             let opts = TrainOptions::new(out.clone(), burn::prelude::Device::flex());
             let s = train(tiny_config(&data, &[method], &sets), &opts).unwrap_or_else(|e| panic!("{method} on {backbone} (generic ops: {generic}): {e}"));
@@ -52,7 +52,7 @@ fn every_method_logs_the_same_losses_through_burns_generic_ops() {
             assert!(s.iters >= if method == "lse" { 1 } else { 3 }, "{method}: {} iterations", s.iters);
             losses.push(logged(&out));
         }
-        segda::model::set_generic_ops(false);
+        segda::kernels::set_generic_ops(false);
         let (kernels, generic) = (&losses[0], &losses[1]);
         assert_eq!(kernels.len(), generic.len());
         for (it, (a, b)) in kernels.iter().zip(generic).enumerate() {

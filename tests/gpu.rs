@@ -18,7 +18,7 @@ use std::path::Path;
 /// The device under test, or None (with a note) when none is configured.
 fn gpu() -> Option<Device> {
     match std::env::var("SEGDA_TEST_DEVICE") {
-        Ok(spec) => Some(segda::device::parse(&spec).unwrap_or_else(|e| panic!("SEGDA_TEST_DEVICE: {e}"))),
+        Ok(spec) => Some(segda::runtime::device::parse(&spec).unwrap_or_else(|e| panic!("SEGDA_TEST_DEVICE: {e}"))),
         Err(_) => {
             assert!(std::env::var("SEGDA_REQUIRE_GPU_TESTS").is_err(), "SEGDA_REQUIRE_GPU_TESTS is set but SEGDA_TEST_DEVICE names no device");
             eprintln!("no GPU device: set SEGDA_TEST_DEVICE (e.g. wgpu:cpu, cuda:0) to run this test");
@@ -83,7 +83,7 @@ fn forward_backward(net: SegNet, x: &TensorData, y: &TensorData, device: &Device
     let y = Tensor::<3, Int>::from_data(y.clone(), device);
     let [_, h, w] = y.dims();
     let logits = net.forward(x);
-    let ce = |l: Tensor<4>| segda::losses::cross_entropy(segda::losses::upsample(l, [h, w]), y.clone());
+    let ce = |l: Tensor<4>| segda::nn::losses::cross_entropy(segda::nn::losses::upsample(l, [h, w]), y.clone());
     let loss = ce(logits.main.clone()) + logits.aux.map_or_else(|| Tensor::zeros([1], device), |a| ce(a).mul_scalar(0.1));
     let grads = loss.backward();
     let mut g = Grads(&grads, Vec::new());
@@ -114,7 +114,7 @@ fn every_backbone_matches_the_cpu_forward_and_backward() {
     for (backbone, bn) in cases {
         let cfg = net_config(backbone, bn);
         let file = tmp.path().join("net.bpk");
-        segda::model::layers::materialize(SegNet::new(&cfg, &cpu).unwrap()).valid().save_file(&file).unwrap();
+        segda::nn::layers::materialize(SegNet::new(&cfg, &cpu).unwrap()).valid().save_file(&file).unwrap();
         let run = |x: &TensorData, device: &Device| forward_backward(SegNet::new(&cfg, device).unwrap().load_file(&file).with_bn_mode(bn), x, &y, device);
         let want = run(&x, &cpu);
         let sensitivity: Vec<f32> = if bn == BnMode::Train { run(&nudged, &cpu).iter().zip(&want).map(|(a, b)| difference(a, b).0).collect() } else { vec![0.0; want.len()] };
@@ -209,7 +209,7 @@ fn checkpoints_cross_backends_and_eval_and_predict_agree() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     for (first, second) in [(dev.clone(), Device::flex()), (Device::flex(), dev.clone())] {
-        let run = tmp.path().join(format!("run-{}", segda::device::is_cpu(&first)));
+        let run = tmp.path().join(format!("run-{}", segda::runtime::device::is_cpu(&first)));
         let cfg = |iters: &str| tiny_config(&data, &["adaptsegnet"], &[iters, "train.eval_every=2"]);
         let s = train(cfg("train.iters=4"), &TrainOptions { stop_after: Some(2), ..opts(&run, false, &first) }).unwrap();
         assert!(s.interrupted && s.iters == 2);

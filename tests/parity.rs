@@ -4,7 +4,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use segda::config::TrainConfig;
-use segda::engine::optim;
+use segda::optim;
 use segda::model::aspp::AsppV2;
 use segda::model::resnet::ResNetConfig;
 use segda::model::{import, BackboneKind, Backbone, BnMode, Head, ModelConfig, SegNet};

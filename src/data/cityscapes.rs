@@ -1,7 +1,7 @@
 //! Cityscapes: `leftImg8bit/SPLIT/CITY/CITY_SEQ_FRAME_leftImg8bit.png` with
 //! `gtFine/SPLIT/CITY/CITY_SEQ_FRAME_gtFine_labelIds.png` (8-bit labelIds).
 use super::classes::{label_id_lut, NUM_LABEL_IDS};
-use super::dataset::{map_ids, require_dir, DecodedLabel, Item, Split};
+use super::layout::{map_ids, require_dir, DecodedLabel, Item, Split};
 use super::io;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub fn list(root: &Path, split: Split) -> Result<Vec<Item>> {
     cities.sort();
     let mut items = Vec::new();
     for c in cities {
-        for img in super::dataset::files_with_ext(&c, &["png"])? {
+        for img in super::layout::files_with_ext(&c, &["png"])? {
             let file = img.file_name().unwrap_or_default().to_string_lossy().into_owned();
             let Some(name) = file.strip_suffix(IMG_SUFFIX) else { continue };
             let label = if labelled {

@@ -117,7 +117,7 @@ impl Loader {
             .name("segda-loader".into())
             .spawn(move || {
                 // its own decoding pool: the thread that waits on this stream inside a training
-                // step (ASS, LSE) is a worker of the global pool (`pool`), so decoding must not
+                // step (ASS, LSE) is a worker of the global pool (`runtime::pool`), so decoding must not
                 // need that pool's workers
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).thread_name(|i| format!("segda-decode-{i}")).build();
                 let mut stream = Stream::new(dataset.len(), spec.seed, spec.shuffle);

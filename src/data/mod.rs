@@ -2,6 +2,7 @@
 pub mod classes;
 pub mod dataset;
 pub mod io;
+pub mod layout;
 pub mod cityscapes;
 pub mod folder;
 pub mod gta5;
@@ -11,4 +12,5 @@ pub mod synth;
 pub mod transform;
 pub mod validate;
 
-pub use dataset::{Dataset, DatasetKind, Sample, Split};
+pub use dataset::{Dataset, DatasetKind, Sample};
+pub use layout::Split;

@@ -57,7 +57,7 @@ fn check(ds: &Dataset, i: usize) -> One {
                 if s != d.train_ids.dimensions() {
                     let msg = format!("label is {:?} but the image is {:?}", d.train_ids.dimensions(), s);
                     match ds.kind {
-                        super::DatasetKind::Gta5 => one.warnings.push((lp.clone(), format!("{msg} (resized with nearest when loading)"))),
+                        super::dataset::DatasetKind::Gta5 => one.warnings.push((lp.clone(), format!("{msg} (resized with nearest when loading)"))),
                         _ => one.errors.push((lp.clone(), msg)),
                     }
                 }

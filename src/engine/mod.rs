@@ -1,9 +1,7 @@
-//! The training engine: one loop, optimisers, checkpoints, logging.
+//! The training engine: one loop, checkpoints, logging, data-parallel replicas.
 pub mod checkpoint;
 pub mod log;
-pub mod optim;
 pub mod parallel;
-mod sgd;
 pub mod step;
 pub mod tensorboard;
 pub mod trainer;

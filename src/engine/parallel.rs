@@ -14,7 +14,7 @@
 //! streams of a method (ASS's labelled target images, LSE's rounds) give every device the same
 //! batches. burn 0.22.1 implements the all-reduce only on CUDA (NCCL).
 use super::checkpoint;
-use super::optim::{self, ModuleOptimizer};
+use crate::optim::{self, ModuleOptimizer};
 use super::step::{iterate, Outcome};
 use crate::config::Config;
 use crate::data::loader::Batch;
@@ -98,7 +98,7 @@ impl Replicas {
     pub fn start(net: SegNet, cfg: &Config, devices: &[Device], run: &Path, resume: Option<&Path>) -> Result<(SegNet, Replicas)> {
         let autodiff: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
         let context = DistributedContext::init(autodiff.clone(), DistributedConfig { all_reduce_op: ReduceOperation::Mean });
-        let net = crate::model::layers::materialize(net);
+        let net = crate::nn::layers::materialize(net);
         let mut workers = Vec::new();
         for (rank, device) in autodiff.iter().enumerate().skip(1) {
             let replica = net.clone().fork(device).map(&mut Distribute);

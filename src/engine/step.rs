@@ -1,9 +1,9 @@
 //! One training iteration, shared by the training loop and `segda bench` (so that the benchmark
 //! times exactly what training runs).
-use super::optim::{self, ModuleOptimizer};
+use crate::optim::{self, ModuleOptimizer};
 use crate::config::Config;
 use crate::error::Result;
-use crate::losses::value;
+use crate::nn::losses::value;
 use crate::methods::{After, DomainBatch, Method, Needs, Step};
 use crate::model::SegNet;
 use burn::optim::GradientsParams;

@@ -1,7 +1,7 @@
 //! The one training loop every method runs on.
 use super::checkpoint::{self, Progress};
 use super::log::{brief, RunLog};
-use super::optim;
+use crate::optim;
 use crate::config::{Config, DataConfig};
 use crate::data::loader::{Batch, Loader, LoaderSpec};
 use crate::data::transform::Augment;
@@ -93,7 +93,13 @@ struct Streams {
     target: Option<Loader>,
 }
 
-pub fn train(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
+/// Trains `cfg` into `opts.out`, on a worker of the compute pool as `segda train` does
+/// (`runtime::pool`).
+pub fn train(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
+    crate::runtime::pool::install(|| train_here(cfg, opts))
+}
+
+fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     let run = &opts.out;
     let last_ckpt = checkpoint::find(run, "last");
     if let Some(p) = last_ckpt.as_ref().and_then(|c| checkpoint::read_progress(c).ok()).filter(|p| p.finished && opts.resume) {

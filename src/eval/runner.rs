@@ -6,7 +6,7 @@ use crate::data::loader::{Loader, LoaderSpec};
 use crate::data::transform::Normalize;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::losses::upsample;
+use crate::nn::losses::upsample;
 use crate::model::SegNet;
 use crate::ui;
 use burn::prelude::*;

@@ -2,9 +2,9 @@
 //! per output level tells softmax maps of source images from those of target images; the
 //! segmentation network learns to make target maps look like source ones.
 use super::adversarial::{Gan, Discriminators};
-use super::{After, Method, Needs, Step, Terms};
+use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
-use crate::losses::probs;
+use crate::nn::losses::probs;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -4,9 +4,9 @@
 //!   I = −P·log₂P / log₂C (one channel per class).
 //! Listing both (`methods = ["advent", "minent"]`) adds both terms in one run.
 use super::adversarial::{Gan, Discriminators};
-use super::{After, Method, Needs, Step, Terms};
+use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
-use crate::losses::{entropy_loss, probs, self_information};
+use crate::nn::losses::{entropy_loss, probs, self_information};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -105,7 +105,7 @@ impl Method for MinEnt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::losses::value;
+    use crate::nn::losses::value;
 
     #[test]
     fn entropy_loss_by_hand() {

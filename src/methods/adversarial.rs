@@ -2,11 +2,11 @@
 //! level, each with its own Adam, the generator's term computed with D frozen, and D's update on
 //! detached maps (source = 0, target = 1).
 use super::state::{load_module, load_optim, save_module, save_optim};
-use super::{Forward, Terms};
+use super::method::{Forward, Terms};
 use crate::error::Result;
-use crate::losses::bce_with_logits;
+use crate::nn::losses::bce_with_logits;
 use crate::model::discriminator::FcDiscriminator;
-use crate::model::layers::materialize;
+use crate::nn::layers::materialize;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -57,7 +57,7 @@ impl Discriminators {
     }
 
     pub fn new(names: &[&'static str], gan: Gan, build: impl Fn() -> FcDiscriminator) -> Self {
-        let levels = names.iter().map(|&name| Level { name, d: materialize(build()), opt: crate::engine::optim::adam_d(), pending: None }).collect();
+        let levels = names.iter().map(|&name| Level { name, d: materialize(build()), opt: crate::optim::adam_d(), pending: None }).collect();
         Discriminators { levels, gan }
     }
 
@@ -100,7 +100,7 @@ impl Discriminators {
         for l in &mut self.levels {
             let Some((s, t)) = l.pending.take() else { continue };
             let loss = (gan.loss(l.d.forward(s), SOURCE) + gan.loss(l.d.forward(t), TARGET)).mul_scalar(0.5);
-            out.push((format!("{prefix}d_{}", l.name), crate::losses::value(&loss)));
+            out.push((format!("{prefix}d_{}", l.name), crate::nn::losses::value(&loss)));
             let grads = GradientsParams::from_grads(loss.backward(), &l.d);
             l.d = l.opt.step(lr, l.d.clone(), grads);
         }
@@ -118,7 +118,7 @@ impl Discriminators {
     pub fn load(&mut self, dir: &Path) -> Result<()> {
         for l in &mut self.levels {
             l.d = load_module(l.d.clone(), dir, &format!("d_{}", l.name))?;
-            load_optim(&mut l.opt, crate::engine::optim::adam_d, dir, &format!("d_{}_optim", l.name))?;
+            load_optim(&mut l.opt, crate::optim::adam_d, dir, &format!("d_{}_optim", l.name))?;
         }
         Ok(())
     }
@@ -127,7 +127,7 @@ impl Discriminators {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::losses::value;
+    use crate::nn::losses::value;
 
     fn dev() -> Device {
         Device::flex().autodiff()
@@ -184,7 +184,7 @@ mod tests {
         let mut discs = Discriminators::output_space(2, 19, Gan::Vanilla, &d);
         let x = Tensor::<4>::random([1, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
         let (s, t) = (Forward::run(&net, x.clone()), Forward::run(&net, x.flip([3])));
-        let terms = discs.adapt(&s, &t, [0.001, 0.0002], "adv", crate::losses::probs);
+        let terms = discs.adapt(&s, &t, [0.001, 0.0002], "adv", crate::nn::losses::probs);
         assert_eq!(terms.len(), 2);
         let total = terms.into_iter().map(|(_, t)| t).reduce(|a, b| a + b).unwrap();
         let mut g = total.backward();

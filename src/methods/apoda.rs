@@ -4,13 +4,13 @@
 //! target; the classifier is trained to be invariant to them, and attacking the discriminator
 //! pushes source features towards the target and target features towards the source.
 use super::adversarial::{Discriminators, Gan, SOURCE, TARGET};
-use super::{After, Method, Needs, Step, Terms};
+use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
-use crate::losses::{cross_entropy, entropy_loss, probs, upsample};
+use crate::nn::losses::{cross_entropy, entropy_loss, probs, upsample};
 use crate::model::discriminator::FcDiscriminator;
 use crate::model::{Feats, SegNet};
 use burn::prelude::*;
-use crate::losses::log_probs;
+use crate::nn::losses::log_probs;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -162,7 +162,7 @@ impl Method for Apoda {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::losses::value;
+    use crate::nn::losses::value;
     use crate::methods::Forward;
     use crate::model::{BackboneKind, ModelConfig};
 

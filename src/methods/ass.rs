@@ -2,13 +2,13 @@
 //! docs/methods/ass.md). On top of AdaptSegNet: supervised CE on a few labelled target images,
 //! and a semantic-level adversarial game on per-image class-mean feature vectors.
 use super::adversarial::{Discriminators, Gan};
-use super::{Before, Forward, Method, Needs, Step, Terms};
+use super::method::{Before, Forward, Method, Needs, Step, Terms};
 use crate::config::{Config, DataConfig};
 use crate::data::classes::NUM_CLASSES;
 use super::extra_stream::ExtraStream;
 use crate::data::transform::Augment;
 use crate::error::{Error, IoContext, Result};
-use crate::losses::probs;
+use crate::nn::losses::probs;
 use crate::model::discriminator::FcDiscriminator;
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
@@ -196,7 +196,7 @@ impl Method for Ass {
         }
         Ok(terms)
     }
-    fn after_step(&mut self, a: &mut super::After) -> Result<Vec<(String, f64)>> {
+    fn after_step(&mut self, a: &mut super::method::After) -> Result<Vec<(String, f64)>> {
         let mut out = self.global.update(a.lr_d, "");
         out.extend(self.semantic.update(a.lr_d, "ass_"));
         Ok(out)
@@ -221,7 +221,7 @@ impl Method for Ass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::losses::value;
+    use crate::nn::losses::value;
     use crate::methods::adversarial::SOURCE;
 
     #[test]
@@ -277,7 +277,7 @@ mod tests {
         let v = with_class_code(Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1., 2., 0.1], [1, 4]), &d), &[7]);
         // the generator's term scores target vectors against the source label (0)
         let logits = sem.levels[0].d.forward(v.clone());
-        assert!((value(&sem.fool(0, v.clone())) - value(&crate::losses::bce_with_logits(logits, SOURCE))).abs() < 1e-6);
+        assert!((value(&sem.fool(0, v.clone())) - value(&crate::nn::losses::bce_with_logits(logits, SOURCE))).abs() < 1e-6);
         // the class code is part of the input
         let code: Vec<f32> = v.reshape([1, 4 + NUM_CLASSES]).into_data().iter::<f32>().collect();
         assert_eq!(code[4 + 7], 1.0);

@@ -6,16 +6,16 @@
 //! normalised entropy of its first rejected image, write pseudo-labels, then train on random
 //! crops of the selected images enlarged ×2 (the scale-invariant examples) with CE + β·focal.
 use super::extra_stream::ExtraStream;
-use super::{Before, Forward, Method, Needs, Step, Terms};
+use super::method::{Before, Forward, Method, Needs, Step, Terms};
 use crate::config::Config;
 use crate::data::classes::{IGNORE, NUM_CLASSES};
-use crate::data::dataset::Item;
+use crate::data::layout::Item;
 use crate::data::loader::{Loader, LoaderSpec};
 use crate::data::transform::Augment;
 use crate::data::{Dataset, DatasetKind, Split};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::confusion::Confusion;
-use crate::losses::ce_per_pixel;
+use crate::nn::losses::ce_per_pixel;
 use crate::model::SegNet;
 use burn::module::Module;
 use burn::prelude::*;
@@ -245,8 +245,8 @@ impl Lse {
             let path = &target.items[i].image;
             let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, format!("cannot read the image size: {e}")))?;
             let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
-            let up = crate::losses::upsample(net.forward(x).main, [h as usize, w as usize]);
-            let probs: Vec<f32> = crate::losses::probs(up).into_data().iter::<f32>().collect();
+            let up = crate::nn::losses::upsample(net.forward(x).main, [h as usize, w as usize]);
+            let probs: Vec<f32> = crate::nn::losses::probs(up).into_data().iter::<f32>().collect();
             let s = image_stats(&probs, NUM_CLASSES, (h * w) as usize);
             let gt = b.labels.as_ref().map(|l| &l[0]).filter(|(lw, lh, _)| (*lw, *lh) == (w, h)).map(|l| l.2.as_slice());
             f(i, (w, h), &s, gt)?;
@@ -551,7 +551,7 @@ mod tests {
         let shape: Vec<usize> = fix["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         let l = Tensor::<4>::from_data(TensorData::new(logits, [shape[0], shape[1], shape[2], shape[3]]), &d);
         let y = Tensor::<3, Int>::from_data(TensorData::new(labels, [shape[0], shape[2], shape[3]]), &d);
-        let got = crate::losses::value(&ce_focal(l, y, 0.1, 3.0));
+        let got = crate::nn::losses::value(&ce_focal(l, y, 0.1, 3.0));
         let want = fix["loss"].as_f64().unwrap();
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }

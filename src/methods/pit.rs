@@ -11,11 +11,11 @@ use super::adversarial::Discriminators;
 use super::ass::class_mean_features;
 use super::self_training::{teacher_template, Ema, Teacher};
 use super::state::{load_module, load_optim, save_module, save_optim};
-use super::{After, Method, Needs, Step, Terms};
+use super::method::{After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
 use crate::error::{Error, IoContext, Result};
-use crate::losses::{cross_entropy, probs, upsample};
+use crate::nn::losses::{cross_entropy, probs, upsample};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -110,8 +110,8 @@ impl Pit {
     pub fn new(p: Params, cfg: &Config, device: &Device) -> Self {
         let channels = cfg.model.feature_channels();
         Pit {
-            head: crate::model::layers::materialize(LinearConfig::new(channels, NUM_CLASSES).init(device)),
-            head_opt: crate::engine::optim::sgd(&cfg.train),
+            head: crate::nn::layers::materialize(LinearConfig::new(channels, NUM_CLASSES).init(device)),
+            head_opt: crate::optim::sgd(&cfg.train),
             train: cfg.train.clone(),
             pivots: vec![vec![0.0; channels]; NUM_CLASSES],
             seen: vec![false; NUM_CLASSES],
@@ -307,7 +307,7 @@ impl Method for Pit {
             }
             let small = Tensor::<3, Int>::from_data(TensorData::new(labels, [n, h, w]), &t.logits.main.device());
             let [th, tw] = tgt.size();
-            let y = crate::losses::resize_labels(small, [th, tw]);
+            let y = crate::nn::losses::resize_labels(small, [th, tw]);
             terms.push(("pit_pseudo".to_string(), cross_entropy(t.up.main.clone(), y).mul_scalar(self.p.lambda_pseudo)));
             self.coverage = 100.0 * kept as f64 / (n * h * w) as f64;
         }
@@ -338,7 +338,7 @@ impl Method for Pit {
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
         self.head = load_module(self.head.clone(), dir, "image_head")?;
-        load_optim(&mut self.head_opt, || crate::engine::optim::sgd(&self.train), dir, "image_head_optim")?;
+        load_optim(&mut self.head_opt, || crate::optim::sgd(&self.train), dir, "image_head_optim")?;
         let p = dir.join("pivots.json");
         let text = std::fs::read_to_string(&p).at(&p)?;
         (self.pivots, self.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;

@@ -1,10 +1,10 @@
 //! The self-training base (DACS/DAFormer style), reusable by methods: an EMA teacher,
 //! confidence-weighted target pseudo-labels, ClassMix and photometric augmentation of the mixed
 //! images. `selftrain` is this base alone; T2S-DA adds its pull loss on top.
-use super::{Method, Needs, Step, Terms};
+use super::method::{Method, Needs, Step, Terms};
 use crate::config::Config;
 use crate::error::Result;
-use crate::losses::ce_per_pixel;
+use crate::nn::losses::ce_per_pixel;
 use crate::model::SegNet;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -152,8 +152,8 @@ pub struct Pseudo {
 /// Teacher pseudo-labels of a batch at input size, with DAFormer's per-image confidence weight.
 pub fn pseudo_labels(teacher: &SegNet, x: Tensor<4>, threshold: f64) -> Pseudo {
     let [n, _, h, w] = x.dims();
-    let logits = crate::losses::upsample(teacher.forward(x).main, [h, w]);
-    let p = crate::losses::probs(logits);
+    let logits = crate::nn::losses::upsample(teacher.forward(x).main, [h, w]);
+    let p = crate::nn::losses::probs(logits);
     let conf: Vec<f32> = p.clone().max_dim(1).into_data().iter::<f32>().collect();
     let labels = label_bytes(p.argmax(1));
     let weight = (0..n).map(|i| conf[i * h * w..(i + 1) * h * w].iter().filter(|&&c| c as f64 >= threshold).count() as f32 / (h * w) as f32).collect();
@@ -224,8 +224,8 @@ pub fn fit_to(x: Tensor<4>, y: Tensor<3, Int>, size: [usize; 2]) -> (Tensor<4>, 
     if [h, w] == size {
         return (x, y);
     }
-    let x = crate::resize::bilinear(x, size);
-    (x, crate::losses::resize_labels(y, size))
+    let x = crate::nn::resize::bilinear(x, size);
+    (x, crate::nn::losses::resize_labels(y, size))
 }
 
 /// Colour jitter and Gaussian blur on normalised images (random per image).
@@ -329,7 +329,7 @@ impl SelfTrain {
         let mixed = class_mix(&xs, &ys, &tgt.x, &pseudo, self.p.pseudo_threshold, self.p.pseudo_weight, &mut rng);
         let x = photometric(mixed.x.clone(), &self.p, &mut rng);
         let feats = step.net.features(x);
-        let logits = crate::losses::upsample(step.net.classify_main(&feats), size);
+        let logits = crate::nn::losses::upsample(step.net.classify_main(&feats), size);
         let loss = weighted_ce(logits, mixed.y.clone(), mixed.weight.clone()).mul_scalar(self.p.lambda_mix);
         Ok(MixOut { loss, feats, mixed, size })
     }

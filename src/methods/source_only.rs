@@ -1,6 +1,6 @@
 //! The two supervised baselines. Their only loss is the supervised segmentation loss, which
 //! the engine computes for the streams a method asks for.
-use super::{Method, Needs, Step, Terms};
+use super::method::{Method, Needs, Step, Terms};
 use crate::error::Result;
 
 /// Train on labelled source images, evaluate on the target.

@@ -1,6 +1,6 @@
 //! Saving and restoring a method's own modules and optimisers inside a checkpoint directory,
 //! as `NAME.bpk` files, with errors that name the file.
-use crate::engine::optim::ModuleOptimizer;
+use crate::optim::ModuleOptimizer;
 use crate::error::{Error, Result};
 use burn::module::Module;
 use std::path::Path;

@@ -13,11 +13,11 @@
 use super::self_training::{self, Ema, SelfTrain};
 use super::stylize::{self, Image, StyleKind, Stylizer};
 use super::state::{load_module, load_optim, save_module, save_optim};
-use super::{After, Method, Needs, Step, Terms};
+use super::method::{After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
 use crate::error::{Error, IoContext, Result};
-use crate::model::layers::{conv, materialize};
+use crate::nn::layers::{conv, materialize};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -254,7 +254,7 @@ impl T2s {
             base: SelfTrain::new(p.base.clone(), cfg, device),
             head: ProjHead::new(channels, p.proj_hidden, p.proj_dim, device),
             head_teacher: Ema::new(),
-            head_opt: crate::engine::optim::sgd(&cfg.train),
+            head_opt: crate::optim::sgd(&cfg.train),
             stylizer: stylize::build(style, p.style_strength),
             memory: ClassMemory::new(p.memory),
             weights: ClassWeights::new(),
@@ -349,9 +349,9 @@ impl Method for T2s {
         let xst = self.stylise(&src.x, xt, &mut rng);
         let feats = step.net.features(xst);
         let logits = step.net.classify_main(&feats);
-        let up = crate::losses::upsample(logits.clone(), [h, w]);
+        let up = crate::nn::losses::upsample(logits.clone(), [h, w]);
         if self.p.lambda_style_ce > 0.0 {
-            terms.push(("seg_style".to_string(), crate::losses::cross_entropy(up, ys.clone()).mul_scalar(self.p.lambda_style_ce)));
+            terms.push(("seg_style".to_string(), crate::nn::losses::cross_entropy(up, ys.clone()).mul_scalar(self.p.lambda_style_ce)));
         }
         let emb = self.head.forward(feats.main);
         let [_, _, fh, fw] = emb.dims();
@@ -359,7 +359,7 @@ impl Method for T2s {
         let labels_f = labels_at(&ys_cpu, n, [h, w], [fh, fw]);
 
         // the running class scores: the student's probability of the true class, per class
-        let prob: Vec<f32> = crate::losses::probs(logits.detach()).into_data().iter::<f32>().collect();
+        let prob: Vec<f32> = crate::nn::losses::probs(logits.detach()).into_data().iter::<f32>().collect();
         let (mut sum, mut cnt) = (vec![0f64; NUM_CLASSES], vec![0usize; NUM_CLASSES]);
         let fhw = fh * fw;
         for (i, &c) in labels_f.iter().enumerate() {
@@ -435,7 +435,7 @@ impl Method for T2s {
             self.head_teacher.load(dir, "teacher_head", like)?;
         }
         self.head = load_module(self.head.clone(), dir, "head")?;
-        load_optim(&mut self.head_opt, || crate::engine::optim::sgd(&self.train), dir, "head_optim")?;
+        load_optim(&mut self.head_opt, || crate::optim::sgd(&self.train), dir, "head_optim")?;
         let p = dir.join("state.json");
         let text = std::fs::read(&p).at(&p)?;
         #[derive(Deserialize)]
@@ -467,7 +467,7 @@ mod tests {
         let (qc, kc) = ([0u8, 1], [0u8, 0, 1]);
         let tau = 0.5;
         let w = vec![1.0f32; NUM_CLASSES];
-        let got = crate::losses::value(&info_nce(q, &qc, k, &kc, tau, &w).unwrap());
+        let got = crate::nn::losses::value(&info_nce(q, &qc, k, &kc, tau, &w).unwrap());
         // query 0 (class 0): positives k0 (sim 1), k1 (sim .707); negative k2 (sim 0)
         let e = |x: f64| (x / tau).exp();
         let s = 0.5f64.sqrt();
@@ -481,7 +481,7 @@ mod tests {
         w2[1] = 3.0;
         let q = t2(vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0], 3, 2);
         let k = t2(vec![1.0, 0.0, s as f32, s as f32, 0.0, 1.0], 3, 2);
-        let got = crate::losses::value(&info_nce(q, &[0, 1, 7], k, &kc, tau, &w2).unwrap());
+        let got = crate::nn::losses::value(&info_nce(q, &[0, 1, 7], k, &kc, tau, &w2).unwrap());
         let want = (l0 + 3.0 * l1) / 4.0;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         assert!(info_nce(t2(vec![1.0, 0.0], 1, 2), &[5], t2(vec![1.0, 0.0], 1, 2), &[0], tau, &w).is_none());
@@ -491,8 +491,8 @@ mod tests {
     fn pulling_a_query_to_its_class_lowers_the_loss() {
         let k = t2(vec![1.0, 0.0, 0.0, 1.0], 2, 2);
         let w = vec![1.0f32; NUM_CLASSES];
-        let far = crate::losses::value(&info_nce(t2(vec![0.0, 1.0], 1, 2), &[0], k.clone(), &[0, 1], 0.1, &w).unwrap());
-        let near = crate::losses::value(&info_nce(t2(vec![1.0, 0.0], 1, 2), &[0], k, &[0, 1], 0.1, &w).unwrap());
+        let far = crate::nn::losses::value(&info_nce(t2(vec![0.0, 1.0], 1, 2), &[0], k.clone(), &[0, 1], 0.1, &w).unwrap());
+        let near = crate::nn::losses::value(&info_nce(t2(vec![1.0, 0.0], 1, 2), &[0], k, &[0, 1], 0.1, &w).unwrap());
         assert!(near < 0.01 && far > 5.0, "near {near} far {far}");
     }
 

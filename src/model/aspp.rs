@@ -1,5 +1,5 @@
 //! DeepLab-v2's classifier: the sum of parallel dilated 3×3 convolutions (ASPP-v2).
-use super::layers::{conv_forward, conv_normal};
+use crate::nn::layers::{conv_forward, conv_normal};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 

@@ -3,7 +3,8 @@ use super::aspp::AsppV2;
 use super::mobilenet::{MobileNetV2, MobileNetV2Config};
 use super::resnet::{ResNet, ResNetConfig};
 use super::vgg::{Fcn8Head, Vgg16, Vgg16Config};
-use super::{BackboneKind, Feats, Logits, ModelConfig};
+use super::config::{BackboneKind, ModelConfig};
+use super::feats::{Feats, Logits};
 use crate::data::classes::NUM_CLASSES;
 use crate::error::{Error, Result};
 use burn::prelude::*;
@@ -72,12 +73,12 @@ impl SegNet {
     }
 
     /// Apply the configured BatchNorm behaviour (after weights are loaded).
-    pub fn with_bn_mode(self, mode: super::BnMode) -> SegNet {
-        use super::layers::bn_group;
+    pub fn with_bn_mode(self, mode: super::config::BnMode) -> SegNet {
+        use crate::nn::layers::bn_group;
         match mode {
-            super::BnMode::Frozen => self.freeze_group(bn_group()),
-            super::BnMode::FrozenAffine => self.set_require_grad_group(bn_group(), false),
-            super::BnMode::Train => self,
+            super::config::BnMode::Frozen => self.freeze_group(bn_group()),
+            super::config::BnMode::FrozenAffine => self.set_require_grad_group(bn_group(), false),
+            super::config::BnMode::Train => self,
         }
     }
 

@@ -2,10 +2,10 @@
 //! 64-128-256-512-1, LeakyReLU(0.2) between. A pointwise one (1×1 convs) on feature maps, whose
 //! verdict at a position depends on that position's feature only (APODA's per-position attacks).
 //! Both output logit maps (BCE-with-logits is applied by the methods).
-use super::layers::conv;
+use crate::nn::layers::conv;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use super::layers::leaky_relu;
+use crate::nn::layers::leaky_relu;
 
 #[derive(Module, Debug)]
 pub struct FcDiscriminator {
@@ -30,7 +30,7 @@ impl FcDiscriminator {
         let n = self.convs.len();
         let mut x = x;
         for (i, c) in self.convs.iter().enumerate() {
-            x = super::layers::conv_forward(c, x);
+            x = crate::nn::layers::conv_forward(c, x);
             if i + 1 < n {
                 x = leaky_relu(x, 0.2);
             }

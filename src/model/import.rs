@@ -1,7 +1,8 @@
 //! Loading weights into a [`SegNet`]: segda checkpoints (.bpk), safetensors, and PyTorch .pth
 //! files from torchvision or the DeepLab-v2 releases (AdaptSegNet / ADVENT names), with a
 //! report of what was loaded, what is missing (left at its initialisation) and what was unused.
-use super::{BackboneKind, ModelConfig, SegNet};
+use super::config::{BackboneKind, ModelConfig};
+use super::deeplab::SegNet;
 use crate::data::classes::NUM_CLASSES;
 use crate::error::{Error, Result};
 use burn::module::{Module, Param};
@@ -102,7 +103,7 @@ fn load_pytorch(net: &mut SegNet, path: &Path, cfg: &ModelConfig) -> Result<Impo
     }
     let res = net.load_from(&mut store).map_err(err)?;
     let mut report = ImportReport::from_result(path, res);
-    if let super::Backbone::Vgg(v) = &mut net.backbone {
+    if let super::deeplab::Backbone::Vgg(v) = &mut net.backbone {
         load_vgg_fc(v, &tensors, &mut report, path)?;
     }
     report.unused.retain(|u| !u.starts_with(SKIPPED));

@@ -1,5 +1,5 @@
 //! MobileNetV2 (torchvision layout) dilated to output stride 8 or 16, the light CPU backbone.
-use super::layers::{conv, relu6, ConvBn};
+use crate::nn::layers::{conv, relu6, ConvBn};
 use burn::prelude::*;
 
 /// (expansion t, channels c, repeats n, stride s) of the 7 stages, as in the paper.

@@ -1,6 +1,6 @@
 //! Dilated ResNet-{18,50,101} as in DeepLab-v2: layer3 dilation 2, layer4 dilation 4, output
 //! stride 8; the Caffe variant strides in the first 1×1 of a bottleneck, torchvision in the 3×3.
-use super::layers::{bn, conv, conv_bn, relu, relu_residual};
+use crate::nn::layers::{bn, conv, conv_bn, relu, relu_residual};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::nn::conv::Conv2d;

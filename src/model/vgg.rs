@@ -2,8 +2,8 @@
 //! FCN's padding-100 + crop trick, which only re-aligns what padding 1 keeps aligned); fc6/fc7
 //! are 7×7 and 1×1 convolutions; the skip scores use FCN-8s-at-once's 0.01 / 0.0001 scaling and
 //! the fixed bilinear upsampling it trains with.
-use super::layers::{conv, conv_forward, conv_normal, relu};
-use super::Feats;
+use crate::nn::layers::{conv, conv_forward, conv_normal, relu};
+use super::feats::Feats;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
@@ -102,7 +102,7 @@ impl Fcn8Head {
     pub fn forward(&self, f: &Feats) -> Tensor<4> {
         let up = |x: Tensor<4>, like: &Tensor<4>| {
             let [_, _, h, w] = like.dims();
-            crate::resize::bilinear_half_pixel(x, [h, w])
+            crate::nn::resize::bilinear_half_pixel(x, [h, w])
         };
         let s = conv_forward(&self.score_fr, f.main.clone());
         let p4 = conv_forward(&self.score_pool4, f.skips[0].clone().mul_scalar(0.01));

@@ -1,4 +1,7 @@
-//! Optimisers with PyTorch's semantics, parameter groups and the poly schedule.
+//! Optimisers with PyTorch's semantics, parameter groups and the poly schedule: used by the
+//! engine (the network) and by methods (their discriminators and heads).
+mod sgd;
+
 use crate::config::TrainConfig;
 use burn::module::ParamGroup;
 use burn::optim::AdamConfig;
@@ -13,9 +16,9 @@ pub fn poly(base: f64, it: u64, max_it: u64, power: f64) -> f64 {
 
 /// SGD with momentum and **no dampening** (burn's default dampening is 0.1, PyTorch's 0) and
 /// L2 weight decay, as `torch.optim.SGD(momentum=0.9, weight_decay=5e-4)`: burn's arithmetic,
-/// fused on the CPU backend (`engine::sgd`).
+/// fused on the CPU backend (`optim::sgd`).
 pub fn sgd(cfg: &TrainConfig) -> ModuleOptimizer {
-    ModuleOptimizer::from(super::sgd::Sgd { momentum: cfg.momentum as f32, weight_decay: cfg.weight_decay as f32 })
+    ModuleOptimizer::from(sgd::Sgd { momentum: cfg.momentum as f32, weight_decay: cfg.weight_decay as f32 })
 }
 
 /// Adam as the discriminators use it: betas (0.9, 0.99), eps 1e-8 (burn's default eps is 1e-5).

@@ -12,7 +12,7 @@ pub fn upsample(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     if [h, w] == size {
         return x;
     }
-    crate::resize::bilinear(x, size)
+    crate::nn::resize::bilinear(x, size)
 }
 
 /// Nearest-neighbour resize of a label map [N,h,w] to `size` = [H, W].
@@ -64,12 +64,12 @@ pub fn entropy_loss(prob: Tensor<4>) -> Tensor<1> {
 
 /// Softmax over the classes (dim 1), fused on the CPU backend (`model::softmax_ext`).
 pub fn probs(logits: Tensor<4>) -> Tensor<4> {
-    crate::model::softmax_ext::class_softmax(logits, false)
+    crate::kernels::softmax::class_softmax(logits, false)
 }
 
 /// Log-softmax over the classes (dim 1), fused on the CPU backend.
 pub fn log_probs(logits: Tensor<4>) -> Tensor<4> {
-    crate::model::softmax_ext::class_softmax(logits, true)
+    crate::kernels::softmax::class_softmax(logits, true)
 }
 
 /// A scalar's value (synchronises the device).

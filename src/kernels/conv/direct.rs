@@ -8,7 +8,7 @@
 //! a cache-sized chunk of input rows once per block: one vector load feeds `CB` multiply-adds
 //! (~32 GFLOP/s on 2 AVX2 cores for 2048 → 19 at 64×128, 1.4–2× the banded GEMM). The weights are laid
 //! out [block][ci][tap][CB] so that a block's broadcasts are contiguous.
-use super::conv_ext::Geometry;
+use super::geometry::Geometry;
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 

@@ -189,3 +189,97 @@ pub fn apply(x: Tensor<4>, f: Piecewise) -> Tensor<4> {
 pub fn apply_residual(x: Tensor<4>, r: Tensor<4>, f: Piecewise) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as ActExt>::act_residual_ext(x.into_dispatch(), r.into_dispatch(), f.slope, f.cap))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // the activations as `nn::layers` calls them
+    fn relu(x: Tensor<4>) -> Tensor<4> {
+        apply(x, Piecewise { slope: 0.0, cap: f32::INFINITY })
+    }
+    fn relu6(x: Tensor<4>) -> Tensor<4> {
+        apply(x, Piecewise { slope: 0.0, cap: 6.0 })
+    }
+    fn leaky_relu(x: Tensor<4>, slope: f32) -> Tensor<4> {
+        apply(x, Piecewise { slope, cap: f32::INFINITY })
+    }
+    fn relu_residual(x: Tensor<4>, r: Tensor<4>) -> Tensor<4> {
+        apply_residual(x, r, Piecewise { slope: 0.0, cap: f32::INFINITY })
+    }
+
+    /// The inference activations agree with burn's, NaN included, on a shared tensor too.
+    #[test]
+    fn inference_activations_match_burns() {
+        let dev = Device::flex();
+        let mut v: Vec<f32> = (0..3 * 5 * 7 * 11).map(|k| ((k * 7919) % 101) as f32 / 6.0 - 8.0).collect();
+        v[17] = f32::NAN;
+        let x = Tensor::<4>::from_data(TensorData::new(v, [3, 5, 7, 11]), &dev);
+        let want_relu = burn::tensor::activation::relu(x.clone()).into_data();
+        let want_relu6 = burn::tensor::activation::relu(x.clone()).clamp_max(6.0).into_data();
+        assert!(!x.device().is_autodiff());
+        // x is shared here (the clone), so the kernel must not write into it
+        let kept = x.clone();
+        for (got, want) in [(relu(x.clone()), want_relu), (relu6(x), want_relu6)] {
+            let (got, want) = (got.into_data().try_to_vec::<f32>().unwrap(), want.try_to_vec::<f32>().unwrap());
+            assert!(got.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+        }
+        assert!(kept.into_data().try_to_vec::<f32>().unwrap().iter().any(|v| *v < 0.0));
+    }
+
+    /// Under autodiff: the same values and gradients as burn's ReLU, ReLU-then-clamp and
+    /// LeakyReLU (values on both sides of each bound, none on it); the input, shared with the
+    /// graph, is left as it was.
+    #[test]
+    fn activations_and_their_gradients_match_burns() {
+        let dev = Device::flex().autodiff();
+        let v: Vec<f32> = (0..3 * 5 * 7 * 11).map(|k| ((k * 7919) % 101) as f32 / 6.0 - 8.05).collect();
+        let x0 = Tensor::<4>::from_data(TensorData::new(v.clone(), [3, 5, 7, 11]), &dev);
+        let up: Vec<f32> = (0..v.len()).map(|k| ((k * 31) % 17) as f32 - 8.0).collect();
+        let up = Tensor::<4>::from_data(TensorData::new(up, [3, 5, 7, 11]), &dev);
+        let reference: [fn(Tensor<4>) -> Tensor<4>; 3] = [burn::tensor::activation::relu, |x| burn::tensor::activation::relu(x).clamp_max(6.0), |x| burn::tensor::activation::leaky_relu(x, 0.2)];
+        let ours: [fn(Tensor<4>) -> Tensor<4>; 3] = [relu, relu6, |x| leaky_relu(x, 0.2)];
+        for (ours, theirs) in ours.into_iter().zip(reference) {
+            let run = |f: fn(Tensor<4>) -> Tensor<4>| {
+                let x = x0.clone().require_grad();
+                let y = f(x.clone());
+                let g = (y.clone() * up.clone()).sum().backward();
+                (y.into_data(), x.grad(&g).unwrap().into_data(), x.into_data())
+            };
+            let ((y, gx, x), (want_y, want_gx, _)) = (run(ours), run(theirs));
+            y.assert_eq(&want_y, true);
+            gx.assert_eq(&want_gx, true);
+            x.assert_eq(&TensorData::new(v.clone(), [3, 5, 7, 11]), true);
+        }
+    }
+
+    /// relu(x + r) fused: burn's values and both gradients, with r a graph input of its own and
+    /// with r computed from x (the identity path, where the two gradients meet); both inputs are
+    /// left as they were.
+    #[test]
+    fn residual_activation_and_its_gradients_match_burns() {
+        let dev = Device::flex().autodiff();
+        let shape = [2, 3, 7, 11];
+        let n = 2 * 3 * 7 * 11;
+        let v: Vec<f32> = (0..n).map(|k| ((k * 7919) % 101) as f32 / 6.0 - 8.05).collect();
+        let u: Vec<f32> = (0..n).map(|k| ((k * 104729) % 97) as f32 / 5.0 - 9.1).collect();
+        let up = Tensor::<4>::from_data(TensorData::new((0..n).map(|k| ((k * 31) % 17) as f32 - 8.0).collect::<Vec<_>>(), shape), &dev);
+        for from_x in [false, true] {
+            let run = |f: fn(Tensor<4>, Tensor<4>) -> Tensor<4>| {
+                let x = Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &dev).require_grad();
+                let r0 = Tensor::<4>::from_data(TensorData::new(u.clone(), shape), &dev).require_grad();
+                let r = if from_x { x.clone().mul_scalar(0.5) + r0.clone() } else { r0.clone() };
+                let y = f(x.clone() * 1.0, r);
+                let g = (y.clone() * up.clone()).sum().backward();
+                (y.into_data(), x.grad(&g).unwrap().into_data(), r0.grad(&g).unwrap().into_data(), x.into_data(), r0.into_data())
+            };
+            let (ours, theirs) = (run(relu_residual), run(|x, r| burn::tensor::activation::relu(x + r)));
+            ours.0.assert_eq(&theirs.0, true);
+            ours.1.assert_eq(&theirs.1, true);
+            ours.2.assert_eq(&theirs.2, true);
+            ours.3.assert_eq(&TensorData::new(v.clone(), shape), true);
+            ours.4.assert_eq(&TensorData::new(u.clone(), shape), true);
+        }
+    }
+
+}

@@ -3,10 +3,9 @@
 //! By default glibc serves every block above its mmap threshold (at most 32 MiB) with a fresh
 //! mmap and returns it with munmap when freed. A 19 × 512 × 1024 logit map is 40 MiB, so at
 //! inference every such tensor cost page faults on first touch and, on free, a TLB shootdown
-//! (an inter-processor interrupt, expensive in a VM): MobileNetV2 inference at 512 × 1024 took
-//! 0.64 s in a fresh process against 0.40 s with the settings below (docs/benchmarks.md). With
-//! them, large blocks come from the heap and freed memory stays there for the next op; the peak
-//! resident memory moved by a few percent (146 → 152 MiB for that inference).
+//! (an inter-processor interrupt, expensive in a VM). With the settings below, large blocks come
+//! from the heap and freed memory stays there for the next op (docs/benchmarks.md has the
+//! figures).
 
 /// Serve every allocation from the heap (no mmap) and never shrink the heap on free.
 pub fn keep_freed_memory() {
@@ -17,7 +16,7 @@ pub fn keep_freed_memory() {
         extern "C" {
             fn mallopt(param: i32, value: i32) -> i32;
         }
-        // SAFETY: mallopt only changes glibc's allocation policy; called before any thread starts
+        // SAFETY: mallopt only changes glibc's allocation policy (under the arena's lock)
         unsafe {
             mallopt(M_MMAP_MAX, 0);
             mallopt(M_TRIM_THRESHOLD, i32::MAX);
