@@ -4,7 +4,7 @@
 //! runs both and prints the ratios.
 use crate::config::Config;
 use crate::optim;
-use crate::engine::step::{iterate, Outcome};
+use crate::engine::step::{iterate, Learner, Outcome};
 use crate::error::{Error, Result};
 use crate::methods::{self, DomainBatch, Needs};
 use crate::model::SegNet;
@@ -130,7 +130,7 @@ fn sync(device: &Device) {
 }
 
 fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
-    let mut cfg = config(net_kind, step)?;
+    let cfg = methods::resolve(config(net_kind, step)?)?;
     let size = if step == StepKind::Infer { o.infer_size } else { o.train_size };
     let mut times = Vec::with_capacity(o.iters);
     reset_peak_rss();
@@ -149,7 +149,7 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
         }
     } else {
         let device = o.device.clone().autodiff();
-        let mut methods = methods::build(&mut cfg, &device)?;
+        let mut methods = methods::build(&cfg, &device)?;
         let needs = methods.iter().fold(Needs::default(), |a, m| a.union(m.needs()));
         let mut net = SegNet::new(&cfg.model, &device)?.with_bn_mode(cfg.model.bn_mode(false));
         let mut opt = optim::sgd(&cfg.train);
@@ -157,7 +157,7 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
         let tgt = batch(o.batch, size, 1.0, &device);
         for i in 0..o.warmup + o.iters {
             let t = Instant::now();
-            match iterate(net, &mut opt, &mut methods, needs, &cfg, i as u64, Some(&src), needs.target.then_some(&tgt))? {
+            match iterate(net, &mut Learner { optim: &mut opt, methods: &mut methods, needs, cfg: &cfg }, i as u64, Some(&src), needs.target.then_some(&tgt))? {
                 Outcome::Stepped { net: n, .. } => net = n,
                 Outcome::NonFinite { term, value } => return Err(Error::Other(format!("bench: loss {term} = {value}"))),
             }

@@ -147,6 +147,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Where stages (`train.init_from = { experiment = "…" }`) are trained and found, shared by
+    /// every run that names the same stage; default: stages/ beside --out.
+    #[arg(long, value_name = "DIR")]
+    pub stages: Option<PathBuf>,
     /// Data-parallel training over several CUDA devices, e.g. cuda:0,cuda:1: each takes an equal
     /// slice of every batch (train.batch must split evenly); gradients are averaged by burn's
     /// all-reduce (NCCL). Replaces --device.
@@ -266,6 +270,14 @@ pub struct SweepArgs {
     pub only: Option<u64>,
     #[arg(long)]
     pub out: PathBuf,
+    /// Where stages (`train.init_from = { experiment = "…" }`) are trained and found, shared by
+    /// every run that names the same stage; default: stages/ beside --out.
+    #[arg(long, value_name = "DIR")]
+    pub stages: Option<PathBuf>,
+    /// A sweep of the baseline (e.g. runs/so_cont): print each seed's difference to it (paired
+    /// by seed: the same starting model) and their mean ± std.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
     /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
     /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]

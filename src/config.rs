@@ -82,8 +82,10 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Log losses every N iterations.
     pub log_every: u64,
-    /// Start from another run's weights (a checkpoint dir or .bpk), e.g. "runs/so/checkpoints/best".
-    pub init_from: Option<PathBuf>,
+    /// Start from another run: its weights (a run or checkpoint directory, or a .bpk), e.g.
+    /// "runs/so/checkpoints/best", or a stage, another experiment trained first if missing:
+    /// `{ experiment = "source_only.toml", checkpoint = "last" }` (`engine::stages`).
+    pub init_from: Option<InitFrom>,
     /// Evaluate on at most this many validation images during training (0 = all).
     pub eval_images: usize,
 }
@@ -107,6 +109,40 @@ impl Default for TrainConfig {
             init_from: None,
             eval_images: 0,
         }
+    }
+}
+
+/// Where training starts (`train.init_from`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum InitFrom {
+    /// Another run's weights: a run or checkpoint directory, or a .bpk.
+    Weights(PathBuf),
+    /// The result of another experiment (a stage), trained first if missing.
+    Stage(Stage),
+}
+
+/// Another experiment a run starts from: trained per seed, on the data of the experiment that
+/// names it, into a directory shared by every experiment naming the same stage (`engine::stages`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// The experiment file (relative to the file that names it).
+    pub experiment: PathBuf,
+    /// Which of its checkpoints: "last" (no selection on val) or "best".
+    #[serde(default = "Stage::last")]
+    pub checkpoint: String,
+    /// Overrides of the stage's own keys, as `--set` gives them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<String>,
+    /// The stage's run directory, recorded when the run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<PathBuf>,
+}
+
+impl Stage {
+    fn last() -> String {
+        "last".into()
     }
 }
 
@@ -178,10 +214,20 @@ impl Config {
             Error::config(if key == "." { "(top level)".to_string() } else { key }, e.into_inner().to_string())
         })?;
         // "{seed}" in a weights path names the run of the same seed (e.g. LSE starting from
-        // the source-only run of its seed)
+        // the source-only run of its seed); "none" (or "") unsets a path, from `--set` too
         let seed = cfg.train.seed.to_string();
-        for p in [&mut cfg.train.init_from, &mut cfg.model.init].into_iter().flatten() {
+        let unset = |p: &Path| p.as_os_str().is_empty() || p == Path::new("none");
+        if let Some(InitFrom::Weights(p)) = &mut cfg.train.init_from {
             *p = PathBuf::from(p.to_string_lossy().replace("{seed}", &seed));
+        }
+        if matches!(&cfg.train.init_from, Some(InitFrom::Weights(p)) if unset(p)) {
+            cfg.train.init_from = None;
+        }
+        if let Some(crate::model::Init::File(p)) = &mut cfg.model.init {
+            *p = PathBuf::from(p.to_string_lossy().replace("{seed}", &seed));
+        }
+        if matches!(&cfg.model.init, Some(crate::model::Init::File(p)) if unset(p)) {
+            cfg.model.init = None;
         }
         Ok(cfg)
     }
@@ -196,16 +242,21 @@ impl Config {
         toml::to_string_pretty(self).expect("config serialises")
     }
 
-    /// A method's own constants, defaults filled in, and written back so the dump shows them.
-    pub fn method_params<T: Serialize + for<'de> Deserialize<'de> + Default>(&mut self, name: &str) -> Result<T> {
+    /// The constants of method `name` (`[method.NAME]`, defaults where a key is absent); a wrong
+    /// key is an error naming it.
+    pub fn method_params<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> Result<T> {
         let table = self.method.get(name).cloned().unwrap_or_default();
-        let params: T = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            Error::config(format!("method.{name}.{}", e.path()), e.into_inner().to_string())
-        })?;
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| Error::config(format!("method.{name}.{}", e.path()), e.into_inner().to_string()))
+    }
+
+    /// `[method.NAME]` checked and completed with every default, so the resolved config in a
+    /// run directory states each constant the run used.
+    pub fn complete_method_params<T: Serialize + for<'de> Deserialize<'de> + Default>(&mut self, name: &str) -> Result<()> {
+        let params: T = self.method_params(name)?;
         if let toml::Value::Table(t) = toml::Value::try_from(&params).expect("params serialise") {
             self.method.insert(name.to_string(), t);
         }
-        Ok(params)
+        Ok(())
     }
 }
 
@@ -215,6 +266,13 @@ impl Config {
 fn read_with_bases(path: &Path, chain: &mut Vec<PathBuf>) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path).at(path)?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| Error::format(path, format!("not valid TOML: {}", e.message())))?;
+    // a stage's experiment is named relative to this file, as `base` is; made absolute, so that
+    // the config dumped into a run directory still names it
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if let Some(toml::Value::String(exp)) = table.get_mut("train").and_then(|t| t.get_mut("init_from")).and_then(|i| i.get_mut("experiment")) {
+        let joined = dir.join(&*exp);
+        *exp = joined.canonicalize().unwrap_or(joined).to_string_lossy().into_owned();
+    }
     let Some(base) = table.remove("base") else { return Ok(table) };
     let toml::Value::String(base) = base else { return Err(Error::format(path, "`base` must be a path string, e.g. base = \"source_only.toml\"")) };
     let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
@@ -312,7 +370,39 @@ mod tests {
         apply_override(&mut t, "train.seed=3").unwrap();
         apply_override(&mut t, "train.init_from=\"runs/so/seed{seed}/checkpoints/best\"").unwrap();
         let c = Config::from_table(t).unwrap();
-        assert_eq!(c.train.init_from.unwrap(), PathBuf::from("runs/so/seed3/checkpoints/best"));
+        assert_eq!(c.train.init_from.unwrap(), InitFrom::Weights("runs/so/seed3/checkpoints/best".into()));
+    }
+
+    /// `none` unsets the weights a base file named, from `--set` too; `imagenet` is a name.
+    #[test]
+    fn weights_can_be_unset_and_imagenet_is_named() {
+        let mut t = toml::Table::new();
+        apply_override(&mut t, "model.init=\"imagenet\"").unwrap();
+        apply_override(&mut t, "train.init_from=\"runs/so\"").unwrap();
+        let c = Config::from_table(t.clone()).unwrap();
+        assert_eq!(c.model.init, Some(crate::model::Init::Imagenet));
+        apply_override(&mut t, "model.init=\"none\"").unwrap();
+        apply_override(&mut t, "train.init_from=\"\"").unwrap();
+        let c = Config::from_table(t).unwrap();
+        assert_eq!((c.model.init, c.train.init_from), (None, None));
+    }
+
+    /// A stage's experiment is relative to the file that names it, through a base chain too,
+    /// and the dumped config loads back as the same stage.
+    #[test]
+    fn a_stage_names_its_experiment_relative_to_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("adapt")).unwrap();
+        std::fs::write(dir.path().join("so.toml"), "methods = [\"source_only\"]\n").unwrap();
+        std::fs::write(dir.path().join("adapt/cont.toml"), "base = \"../so.toml\"\n[train]\ninit_from = { experiment = \"../so.toml\" }\n").unwrap();
+        std::fs::write(dir.path().join("adapt/m.toml"), "base = \"cont.toml\"\nmethods = [\"minent\"]\n").unwrap();
+        let c = Config::load(&dir.path().join("adapt/m.toml"), &[]).unwrap();
+        let Some(InitFrom::Stage(st)) = &c.train.init_from else { panic!("{:?}", c.train.init_from) };
+        assert_eq!(st.experiment.canonicalize().unwrap(), dir.path().join("so.toml").canonicalize().unwrap());
+        assert_eq!(st.checkpoint, "last");
+        let dumped = dir.path().join("dumped.toml");
+        std::fs::write(&dumped, c.to_toml()).unwrap();
+        assert_eq!(Config::load(&dumped, &[]).unwrap().train.init_from, c.train.init_from);
     }
 
     #[test]
@@ -360,11 +450,14 @@ mod tests {
         apply_override(&mut t, "method.x.lambda=0.5").unwrap();
         let mut c = Config::from_table(t).unwrap();
         assert_eq!(c.method_params::<P>("x").unwrap(), P { lambda: 0.5 });
+        // reading never writes back; completing does
         let _: P = c.method_params("y").unwrap();
+        assert!(!c.to_toml().contains("[method.y]"));
+        c.complete_method_params::<P>("y").unwrap();
         assert!(c.to_toml().contains("[method.y]"));
         let mut t = toml::Table::new();
         apply_override(&mut t, "method.x.lambd=0.5").unwrap();
-        let mut c = Config::from_table(t).unwrap();
+        let c = Config::from_table(t).unwrap();
         let e = c.method_params::<P>("x").unwrap_err().to_string();
         assert!(e.contains("method.x.lambd") && e.contains("lambda"), "{e}");
     }

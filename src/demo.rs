@@ -26,7 +26,7 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
         format!("val.root=\"{}\"", data.join("cityscapes").display()),
     ];
     match weights::fetch(&weights::MOBILENET_V2) {
-        Ok(p) => overrides.push(format!("model.init=\"{}\"", p.display())),
+        Ok(_) => overrides.push("model.init=\"imagenet\"".into()),
         Err(e) => {
             ui::warn(&format!("{e}\n  training MobileNetV2 from scratch instead (expect a lower mIoU); run `segda fetch-weights` when online"));
             overrides.push("model.bn=\"train\"".into());

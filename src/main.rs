@@ -75,6 +75,9 @@ fn run(cli: Cli) -> Result<i32> {
                 Config::load(c, &a.set)?
             };
             let mut opts = trainer::TrainOptions { resume: a.resume, ..trainer::TrainOptions::new(&a.out, device(&a.device)?) };
+            if let Some(dir) = &a.stages {
+                opts.stages = dir.clone();
+            }
             if let Some(list) = &a.devices {
                 let specs: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
                 segda::engine::parallel::check(&specs, cfg.train.batch)?;
@@ -147,7 +150,8 @@ fn run(cli: Cli) -> Result<i32> {
                 } else {
                     let resume = checkpoint::find(&run, "last").is_some();
                     eprintln!("{}: seed {seed}{}", run.display(), if resume { " (resuming)" } else { "" });
-                    let s = segda::engine::train(cfg, &trainer::TrainOptions { resume, ..trainer::TrainOptions::new(&run, device(&a.device)?) })?;
+                    let stages = a.stages.clone().unwrap_or_else(|| trainer::default_stages(&a.out));
+                    let s = segda::engine::train(cfg, &trainer::TrainOptions { resume, stages, ..trainer::TrainOptions::new(&run, device(&a.device)?) })?;
                     if s.interrupted {
                         return Ok(130);
                     }
@@ -267,7 +271,7 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
         if let Some(arch) = a.arch {
             cfg.model.backbone = arch;
         }
-        cfg.model.init = Some(w.clone());
+        cfg.model.init = Some(segda::model::Init::File(w.clone()));
         cfg.train.init_from = None;
         let net = trainer::build_net(&cfg, &dev, !a.json)?;
         use burn::module::Module;

@@ -10,8 +10,9 @@ fn every_shipped_config_is_valid() {
         for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
             let p = f.unwrap().path();
             if p.extension().is_some_and(|e| e == "toml") {
-                let mut cfg = Config::load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                segda::methods::build(&mut cfg, &burn::prelude::Device::flex().autodiff()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                let cfg = Config::load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                let cfg = segda::methods::resolve(cfg).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                segda::methods::build(&cfg, &burn::prelude::Device::flex().autodiff()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 let net = segda::model::SegNet::new(&cfg.model, &burn::prelude::Device::flex());
                 assert!(net.is_ok(), "{}: {:?}", p.display(), net.err());
                 n += 1;
@@ -20,7 +21,7 @@ fn every_shipped_config_is_valid() {
     }
     assert!(n >= 16, "only {n} configs found");
     // every method has a synthetic-benchmark config
-    for m in segda::methods::KNOWN {
+    for m in segda::methods::names() {
         assert!(root.join("synth").join(format!("{m}.toml")).is_file(), "configs/synth/{m}.toml missing");
     }
 }

@@ -31,9 +31,17 @@ fn inference(run: &Path, methods: &[&str], data: &Path) -> Vec<f32> {
     net.forward(x).main.into_data().iter::<f32>().collect()
 }
 
+/// The logged training rows without their wall times (which differ from run to run).
 fn train_losses(run: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    text.lines().filter(|l| l.contains("\"kind\":\"train\"")).map(|l| l.to_string()).collect()
+    text.lines()
+        .filter(|l| l.contains("\"kind\":\"train\""))
+        .map(|l| {
+            let mut row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(l).unwrap();
+            row.retain(|k, _| !k.starts_with("time_"));
+            serde_json::Value::Object(row).to_string()
+        })
+        .collect()
 }
 
 /// burn's CPU random generator is global to the process: tests that train are serialised so
@@ -302,4 +310,49 @@ fn lse_oracle_labels_are_the_held_labels_on_the_kept_pixels() {
     assert_eq!(sa["selected"], sb["selected"]);
     assert!(sa["scalars"]["lse_pseudo_acc"].as_f64().unwrap() < 100.0, "{sa}");
     assert_eq!(sb["scalars"]["lse_pseudo_acc"].as_f64(), Some(100.0), "{sb}");
+}
+
+/// A stage (`train.init_from = { experiment = … }`) is trained for the run's seed before the run,
+/// resumed across when it was interrupted, recorded in the run's config, reused by another
+/// experiment naming it (not trained twice), and trained again for another seed.
+#[test]
+fn a_stage_is_trained_once_shared_and_resumed_across() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let so = tmp.path().join("so.toml");
+    std::fs::write(&so, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml()).unwrap();
+    let spec = format!("train.init_from={{ experiment = \"{}\" }}", so.display());
+    let cfg = |m: &str, seed: &str| tiny_config(&data, &[m], &[&spec, "train.iters=2", "train.eval_every=2", seed]);
+    let root = tmp.path().join("runs");
+    let stage_runs = |seed: &str| -> Vec<std::path::PathBuf> {
+        let Ok(dirs) = std::fs::read_dir(root.join("stages")) else { return vec![] };
+        dirs.map(|d| d.unwrap().path().join(seed)).filter(|d| d.is_dir()).collect()
+    };
+    // interrupted in the stage's first iteration, then resumed across it
+    let a = root.join("minent");
+    let s = train(cfg("minent", "train.seed=7"), &opts(&a, false, Some(1))).unwrap();
+    assert!(s.interrupted && s.iters == 0, "{s:?}");
+    let stage = stage_runs("seed7");
+    assert_eq!(stage.len(), 1, "one stage run: {stage:?}");
+    let progress = |d: &Path| checkpoint::read_progress(&checkpoint::find(d, "last").unwrap()).unwrap();
+    assert!(progress(&stage[0]).iter == 1 && !progress(&stage[0]).finished);
+    let s = train(cfg("minent", "train.seed=7"), &opts(&a, true, None)).unwrap();
+    assert!(!s.interrupted && s.iters == 2, "{s:?}");
+    assert!(progress(&stage[0]).finished && progress(&stage[0]).iter == 2);
+    // the run's resolved config records the stage's run
+    let dumped = segda::config::Config::load(&a.join("config.toml"), &[]).unwrap();
+    let Some(segda::config::InitFrom::Stage(st)) = dumped.train.init_from else { panic!("no stage in the dumped config") };
+    assert_eq!(st.run.as_deref(), Some(stage[0].as_path()));
+    // another experiment naming the same stage and seed reuses it
+    let stamp = std::fs::metadata(stage[0].join("checkpoints/last/progress.json")).unwrap().modified().unwrap();
+    train(cfg("advent", "train.seed=7"), &opts(&root.join("advent"), false, None)).unwrap();
+    assert_eq!(std::fs::metadata(stage[0].join("checkpoints/last/progress.json")).unwrap().modified().unwrap(), stamp, "the stage was trained again");
+    assert_eq!(stage_runs("seed7").len(), 1);
+    // another seed: its own stage run
+    train(cfg("minent", "train.seed=8"), &opts(&root.join("minent8"), false, None)).unwrap();
+    assert_eq!(stage_runs("seed8").len(), 1);
+    // resuming a run that has nothing to resume is refused
+    let e = train(cfg("minent", "train.seed=9"), &opts(&root.join("nothing"), true, None)).unwrap_err().to_string();
+    assert!(e.contains("nothing to resume"), "{e}");
 }

@@ -155,7 +155,9 @@ fn opts(out: &Path, resume: bool, device: &Device) -> TrainOptions {
 /// The losses a run logged, one map per logged iteration.
 fn logged(run: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["kind"] == "train").map(|r| r.as_object().unwrap().clone()).collect()
+    // without the wall times, which differ from run to run
+    let rows = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["kind"] == "train");
+    rows.map(|r| r.as_object().unwrap().clone().into_iter().filter(|(k, _)| !k.starts_with("time_")).collect()).collect()
 }
 
 /// One training step and more of every method on the device, through the engine as `segda train`

@@ -126,7 +126,8 @@ fn check(name: &str, net: SegNet, cfg: &ModelConfig) {
             assert_close(&format!("{name} loss at step 2"), &values(loss.clone()), &io.f("loss_step2").1, 1e-6);
         }
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = opt.step(optim::net_lr(&tc, optim::Clock::run(&tc, it)), net, grads);
+        let lr = optim::net_lr(&tc, optim::Clock::run(&tc, it), net.classifier_group());
+        net = opt.step(lr, net, grads);
         loss = Tensor::zeros([1], &dev);
     }
     let after = params(&net);

@@ -2,6 +2,7 @@
 pub mod checkpoint;
 pub mod log;
 pub mod parallel;
+pub mod stages;
 pub mod step;
 pub mod tensorboard;
 pub mod trainer;

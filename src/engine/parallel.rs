@@ -15,7 +15,7 @@
 //! batches. burn 0.22.1 implements the all-reduce only on CUDA (NCCL).
 use super::checkpoint;
 use crate::optim::{self, ModuleOptimizer};
-use super::step::{iterate, Outcome};
+use super::step::{iterate, Learner, Outcome};
 use crate::config::Config;
 use crate::data::loader::Batch;
 use crate::error::{Error, Result};
@@ -104,12 +104,18 @@ impl Replicas {
             let replica = net.clone().fork(device).map(&mut Distribute);
             let (jobs, inbox) = channel::<Job>();
             let (outbox, answers) = channel::<Answer>();
-            let (cfg, device, world) = (cfg.clone(), device.clone(), devices.len());
-            let scratch = run.join("replicas").join(format!("rank{rank}"));
-            let resume = resume.map(Path::to_path_buf);
+            let replica = Replica {
+                net: replica,
+                cfg: cfg.clone(),
+                device: device.clone(),
+                rank,
+                world: devices.len(),
+                scratch: run.join("replicas").join(format!("rank{rank}")),
+                resume: resume.map(Path::to_path_buf),
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("segda-rank{rank}"))
-                .spawn(move || replica_loop(replica, cfg, device, rank, world, scratch, resume, inbox, outbox))
+                .spawn(move || replica.serve(inbox, outbox))
                 .map_err(|e| Error::Other(format!("cannot start the thread of device {rank}: {e}")))?;
             workers.push(Worker { jobs, answers, thread });
         }
@@ -159,50 +165,68 @@ pub fn mean(ranks: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
     ranks[0].iter().map(|(k, _)| (k.clone(), ranks.iter().filter_map(|r| r.iter().find(|(rk, _)| rk == k).map(|x| x.1)).sum::<f64>() / n)).collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn replica_loop(mut net: SegNet, mut cfg: Config, device: Device, rank: usize, world: usize, scratch: PathBuf, resume: Option<PathBuf>, inbox: Receiver<Job>, outbox: Sender<Answer>) {
-    let mut setup = || -> Result<(Vec<Box<dyn Method>>, ModuleOptimizer)> {
-        std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-        let mut methods = methods::build(&mut cfg, &device)?;
-        let mut optim = optim::sgd(&cfg.train);
-        if let Some(ck) = &resume {
-            optim = checkpoint::load_optim(optim, ck)?;
-            for m in methods.iter_mut() {
-                m.load(&ck.join("methods").join(m.name()))?;
-            }
-        }
-        Ok((methods, optim))
-    };
-    let (mut methods, mut optim) = match setup() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = outbox.send(Err(e));
-            return;
-        }
-    };
-    let needs = methods.iter().fold(Needs::default(), |a, m| a.union(m.needs()));
-    let seed = cfg.train.seed;
-    while let Ok(Job::Step { it, source, target }) = inbox.recv() {
-        let mut step = || -> Answer {
-            device.seed((seed ^ it.wrapping_mul(0x9E37_79B9)).wrapping_add(rank as u64));
-            for m in methods.iter_mut() {
-                m.before_step(&Before { it, net: &net, run: &scratch, device: &device, cfg: &cfg })?;
-            }
-            let src = source.as_ref().map(|b| DomainBatch::upload(slice(b, rank, world), &device));
-            let tgt = target.as_ref().map(|b| DomainBatch::upload(slice(b, rank, world), &device));
-            let owned = net.clone();
-            match iterate(owned, &mut optim, &mut methods, needs, &cfg, it, src.as_ref(), tgt.as_ref())? {
-                Outcome::Stepped { net: n, scalars } => {
-                    net = n;
-                    Ok(Ok(scalars))
+/// A device after the first, with what its thread needs.
+struct Replica {
+    net: SegNet,
+    cfg: Config,
+    device: Device,
+    rank: usize,
+    world: usize,
+    /// Where its methods keep their artefacts (apart from rank 0's run directory).
+    scratch: PathBuf,
+    /// The checkpoint whose optimiser and method states it starts from.
+    resume: Option<PathBuf>,
+}
+
+impl Replica {
+    /// Answers each job with the iteration's scalars until the jobs end or an iteration fails.
+    fn serve(self, inbox: Receiver<Job>, outbox: Sender<Answer>) {
+        let Replica { mut net, cfg, device, rank, world, scratch, resume } = self;
+        let setup = || -> Result<(Vec<Box<dyn Method>>, ModuleOptimizer)> {
+            std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+            let mut methods = methods::build(&cfg, &device)?;
+            let mut optim = optim::sgd(&cfg.train);
+            if let Some(ck) = &resume {
+                optim = checkpoint::load_optim(optim, ck)?;
+                for m in methods.iter_mut() {
+                    m.load(&ck.join("methods").join(m.name()))?;
                 }
-                Outcome::NonFinite { term, value } => Ok(Err((term, value))),
+            }
+            Ok((methods, optim))
+        };
+        let (mut methods, mut optim) = match setup() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = outbox.send(Err(e));
+                return;
             }
         };
-        let answer = step();
-        let failed = !matches!(answer, Ok(Ok(_)));
-        if outbox.send(answer).is_err() || failed {
-            return;
+        let needs = methods.iter().fold(Needs::default(), |a, m| a.union(m.needs()));
+        let seed = cfg.train.seed;
+        // what methods run inference on (the replica's device without autodiff)
+        let plain = device.clone().inner();
+        while let Ok(Job::Step { it, source, target }) = inbox.recv() {
+            let mut step = || -> Answer {
+                device.seed((seed ^ it.wrapping_mul(0x9E37_79B9)).wrapping_add(rank as u64));
+                for m in methods.iter_mut() {
+                    m.before_step(&Before { it, net: &net, run: &scratch, device: &plain, cfg: &cfg })?;
+                }
+                let src = source.as_ref().map(|b| DomainBatch::upload(slice(b, rank, world), &device));
+                let tgt = target.as_ref().map(|b| DomainBatch::upload(slice(b, rank, world), &device));
+                let owned = net.clone();
+                match iterate(owned, &mut Learner { optim: &mut optim, methods: &mut methods, needs, cfg: &cfg }, it, src.as_ref(), tgt.as_ref())? {
+                    Outcome::Stepped { net: n, scalars } => {
+                        net = n;
+                        Ok(Ok(scalars))
+                    }
+                    Outcome::NonFinite { term, value } => Ok(Err((term, value))),
+                }
+            };
+            let answer = step();
+            let failed = !matches!(answer, Ok(Ok(_)));
+            if outbox.send(answer).is_err() || failed {
+                return;
+            }
         }
     }
 }

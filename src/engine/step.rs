@@ -21,19 +21,20 @@ pub fn clock(methods: &[Box<dyn Method>], cfg: &Config, it: u64) -> optim::Clock
     methods.iter().find_map(|m| m.lr_window()).map_or(optim::Clock::run(&cfg.train, it), |w| optim::Clock::window(it, w))
 }
 
+/// What an iteration updates besides the network: its optimiser and the methods, with what
+/// they need and the experiment.
+pub struct Learner<'a> {
+    pub optim: &'a mut ModuleOptimizer,
+    pub methods: &'a mut [Box<dyn Method>],
+    pub needs: Needs,
+    pub cfg: &'a Config,
+}
+
 /// The methods' terms (and the supervised CE the union of their needs asks for), one backward
 /// of their sum, the network's optimiser step, then the methods' own updates.
-#[allow(clippy::too_many_arguments)]
-pub fn iterate(
-    net: SegNet,
-    optim: &mut ModuleOptimizer,
-    methods: &mut [Box<dyn Method>],
-    needs: Needs,
-    cfg: &Config,
-    it: u64,
-    src: Option<&DomainBatch>,
-    tgt: Option<&DomainBatch>,
-) -> Result<Outcome> {
+pub fn iterate(net: SegNet, learner: &mut Learner, it: u64, src: Option<&DomainBatch>, tgt: Option<&DomainBatch>) -> Result<Outcome> {
+    let Learner { optim, methods, needs, cfg } = learner;
+    let (needs, cfg) = (*needs, *cfg);
     let clock = clock(methods, cfg, it);
     let mut step = Step::new(&net, it, cfg.train.seed, src, tgt);
     let mut terms = Vec::new();
@@ -58,7 +59,8 @@ pub fn iterate(
     let mut net = net;
     if let Some(g) = grads.as_mut() {
         let mine = GradientsParams::from_module(g, &net);
-        net = optim.step(optim::net_lr(&cfg.train, clock), net, mine);
+        let lr = optim::net_lr(&cfg.train, clock, net.classifier_group());
+        net = optim.step(lr, net, mine);
     }
     let mut scalars = values;
     let lr = clock.lr(&cfg.train);

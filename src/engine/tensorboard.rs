@@ -2,24 +2,17 @@
 //!
 //! Written by hand because the Rust TensorBoard crates are unmaintained and pull in a protobuf
 //! toolchain; scalars need ~80 lines: records of [len u64][masked crc32c(len)][data]
-//! [masked crc32c(data)], with `Event { wall_time=1, step=2, file_version=3, summary=5 }` and
+//! [masked crc32c(data)] (CRC-32C from the `crc32c` crate), with
+//! `Event { wall_time=1, step=2, file_version=3, summary=5 }` and
 //! `Summary.Value { tag=1, simple_value=2 }`.
 use crate::error::{IoContext, Result};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-const CASTAGNOLI: u32 = 0x82F6_3B78;
-
+/// CRC-32C (Castagnoli), as tfrecord framing uses it.
 fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ CASTAGNOLI } else { crc >> 1 };
-        }
-    }
-    !crc
+    crc32c::crc32c(data)
 }
 
 fn masked_crc(data: &[u8]) -> u32 {

@@ -2,17 +2,17 @@
 use super::checkpoint::{self, Progress};
 use super::log::{brief, RunLog};
 use crate::optim;
-use crate::config::{Config, DataConfig};
+use crate::config::{Config, DataConfig, InitFrom};
 use crate::data::loader::{Batch, Loader, LoaderSpec};
 use crate::data::transform::Augment;
 use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::runner::{evaluate, EvalSpec};
 use crate::eval::EvalReport;
-use super::parallel;
-use super::step::{iterate, Outcome};
+use super::{parallel, stages};
+use super::step::{iterate, Learner, Outcome};
 use crate::methods::{self, Before, DomainBatch, Needs};
-use crate::model::{import, SegNet};
+use crate::model::{import, weights, Init, SegNet};
 use crate::ui;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ pub fn stop_requested() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+#[derive(Clone)]
 pub struct TrainOptions {
     pub out: PathBuf,
     pub resume: bool,
@@ -41,13 +42,23 @@ pub struct TrainOptions {
     /// Data-parallel training over these devices (the first is `device`; see `engine::parallel`);
     /// empty: `device` alone.
     pub parallel: Vec<Device>,
+    /// Where stages are trained and found (`engine::stages`).
+    pub stages: PathBuf,
 }
 
 impl TrainOptions {
-    /// A new run (not resumed) in `out` on `device`, to its end.
+    /// A new run (not resumed) in `out` on `device`, to its end, with stages in `stages/` beside
+    /// `out`.
     pub fn new(out: impl Into<PathBuf>, device: Device) -> Self {
-        TrainOptions { out: out.into(), resume: false, device, stop_after: None, parallel: Vec::new() }
+        let out = out.into();
+        let stages = default_stages(&out);
+        TrainOptions { out, resume: false, device, stop_after: None, parallel: Vec::new(), stages }
     }
+}
+
+/// `stages/` beside a run's (or a sweep's) output directory.
+pub fn default_stages(out: &Path) -> PathBuf {
+    out.parent().unwrap_or(Path::new(".")).join("stages")
 }
 
 #[derive(Debug)]
@@ -69,17 +80,29 @@ fn augment(d: &DataConfig) -> Augment {
 }
 
 
-/// Build the network for a config: architecture, then `model.init` or `train.init_from` weights.
+/// Build the network for a config: architecture, then `model.init` or `train.init_from` weights
+/// (a stage's run must be resolved first, `engine::stages`).
 pub fn build_net(cfg: &Config, device: &Device, verbose: bool) -> Result<SegNet> {
     let mut net = SegNet::new(&cfg.model, device)?;
-    if let Some(p) = &cfg.train.init_from {
-        let w = checkpoint::resolve_weights(p)?;
+    if let Some(from) = &cfg.train.init_from {
+        let w = match from {
+            InitFrom::Weights(p) => checkpoint::resolve_weights(p)?,
+            InitFrom::Stage(st) => {
+                let run = st.run.as_ref().ok_or_else(|| Error::config("train.init_from", "the stage has not been trained yet"))?;
+                let ck = checkpoint::find(run, &st.checkpoint).ok_or_else(|| Error::format(run, format!("the stage has no `{}` checkpoint", st.checkpoint)))?;
+                checkpoint::resolve_weights(&ck)?
+            }
+        };
         net = net.try_load_file(&w).map_err(|e| Error::format(&w, format!("cannot start from these weights: {e}")))?;
         if verbose {
             ui::note(&format!("starting from {}", w.display()));
         }
-    } else if let Some(p) = &cfg.model.init {
-        let (n, report) = import::load_weights(net, p, &cfg.model)?;
+    } else if let Some(init) = &cfg.model.init {
+        let p = match init {
+            Init::File(p) => p.clone(),
+            Init::Imagenet => weights::imagenet(&cfg.model)?,
+        };
+        let (n, report) = import::load_weights(net, &p, &cfg.model)?;
         net = n;
         if verbose {
             ui::note(&report.to_string());
@@ -99,7 +122,7 @@ pub fn train(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     crate::runtime::pool::install(|| train_here(cfg, opts))
 }
 
-fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
+fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     let run = &opts.out;
     let last_ckpt = checkpoint::find(run, "last");
     if let Some(p) = last_ckpt.as_ref().and_then(|c| checkpoint::read_progress(c).ok()).filter(|p| p.finished && opts.resume) {
@@ -108,15 +131,26 @@ fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     if last_ckpt.is_some() && !opts.resume {
         return Err(Error::format(run, "this run already has checkpoints: pass --resume to continue it, or choose another --out"));
     }
+    let mut cfg = methods::resolve(cfg)?;
+    let stage = stages::locate(&mut cfg, &opts.stages)?;
+    // resuming a run that never reached its first checkpoint is starting it again, unless what
+    // it was doing is training its stage
+    if opts.resume && last_ckpt.is_none() && !stage.as_ref().is_some_and(|s| !s.finished() && run.join("config.toml").is_file()) {
+        return Err(Error::format(run, "--resume: nothing to resume here (no checkpoints/last); start the run without --resume, or choose another --out"));
+    }
     std::fs::create_dir_all(run).at(run)?;
+    let cfg_path = run.join("config.toml");
+    std::fs::write(&cfg_path, cfg.to_toml()).at(&cfg_path)?;
+    if let Some(stage) = stage {
+        if !stage.ensure(opts)? {
+            return Ok(RunSummary { iters: 0, last: None, best: None, seconds: 0.0, interrupted: true });
+        }
+    }
     let device = opts.device.clone().autodiff();
     let seed = cfg.train.seed;
     device.seed(seed);
-
-    let mut methods = methods::build(&mut cfg, &device)?;
+    let mut methods = methods::build(&cfg, &device)?;
     let needs = methods.iter().fold(Needs::default(), |a, m| a.union(m.needs()));
-    let cfg_path = run.join("config.toml");
-    std::fs::write(&cfg_path, cfg.to_toml()).at(&cfg_path)?;
 
     // data
     let normalize = cfg.model.normalize();
@@ -176,6 +210,9 @@ fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     let mut last_report = None;
     let mut interrupted = false;
     let mut running: Vec<(String, f64)> = Vec::new();
+    // wall time of the iterations since the last logged one (evaluation and checkpoints apart),
+    // and the part of it spent waiting for data
+    let (mut window_iters, mut window_s, mut window_data_s) = (0u32, 0f64, 0f64);
 
     while progress.iter < total {
         if stop_requested() || opts.stop_after.is_some_and(|n| progress.iter - start_iter >= n) {
@@ -183,6 +220,7 @@ fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             break;
         }
         let it = progress.iter;
+        let iteration_started = Instant::now();
         // every random draw inside a step depends on (seed, iteration) only: exact resume
         device.seed(seed ^ it.wrapping_mul(0x9E37_79B9));
         let mut hook_scalars = Vec::new();
@@ -195,13 +233,15 @@ fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         if !hook_scalars.is_empty() {
             log.scalars("round", it, &hook_scalars, None)?;
         }
+        let waiting = Instant::now();
         let (src, tgt) = (next(&mut streams.source)?, next(&mut streams.target)?);
+        window_data_s += waiting.elapsed().as_secs_f64();
         if let Some(r) = &replicas {
             r.send(it, src.as_ref(), tgt.as_ref())?;
         }
         let mine = |b: Batch| DomainBatch::upload(if world > 1 { parallel::slice(&b, 0, world) } else { b }, &device);
         let (src, tgt) = (src.map(mine), tgt.map(mine));
-        let mut outcome = iterate(net, &mut optim, &mut methods, needs, &cfg, it, src.as_ref(), tgt.as_ref())?;
+        let mut outcome = iterate(net, &mut Learner { optim: &mut optim, methods: &mut methods, needs, cfg: &cfg }, it, src.as_ref(), tgt.as_ref())?;
         if let (Some(r), Outcome::Stepped { scalars, .. }) = (&replicas, &mut outcome) {
             match r.collect()? {
                 Ok(others) => *scalars = parallel::mean(&[vec![scalars.clone()], others].concat()),
@@ -215,12 +255,11 @@ fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             }
             Outcome::NonFinite { term, value } => {
                 pb.abandon();
-                return Err(Error::Other(format!(
-                    "loss `{term}` is {value} at iteration {it}; stopped without saving. The last good checkpoint is {} (iteration {}). \
-                     Lower train.lr or check the data.",
-                    checkpoint::dir(run, "last").display(),
-                    last_ckpt_iter(run)
-                )));
+                let kept = match checkpoint::find(run, "last").and_then(|c| checkpoint::read_progress(&c).ok()) {
+                    Some(p) => format!("The last good checkpoint is {} (iteration {}).", checkpoint::dir(run, "last").display(), p.iter),
+                    None => "No checkpoint was written before it.".to_string(),
+                };
+                return Err(Error::Other(format!("loss `{term}` is {value} at iteration {}; stopped without saving. {kept} Lower train.lr or check the data.", it + 1)));
             }
         };
         progress.iter += 1;
@@ -229,9 +268,13 @@ fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         running = smooth(&running, &scalars);
         pb.set_position(progress.iter);
         pb.set_message(brief(&running));
+        (window_iters, window_s) = (window_iters + 1, window_s + iteration_started.elapsed().as_secs_f64());
         if progress.iter % cfg.train.log_every.max(1) == 0 || progress.iter == total {
             let mut s = scalars.clone();
             s.push(("lr".into(), super::step::clock(&methods, &cfg, it).lr(&cfg.train)));
+            let n = f64::from(window_iters);
+            s.extend([("time_iter_s".to_string(), window_s / n), ("time_data_s".to_string(), window_data_s / n)]);
+            (window_iters, window_s, window_data_s) = (0, 0.0, 0.0);
             log.scalars("train", progress.iter, &s, None)?;
         }
         let round_end = methods.iter().any(|m| m.eval_now());
@@ -270,9 +313,6 @@ fn train_here(mut cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     })
 }
 
-fn last_ckpt_iter(run: &Path) -> String {
-    checkpoint::find(run, "last").and_then(|c| checkpoint::read_progress(&c).ok()).map_or("none".into(), |p| p.iter.to_string())
-}
 
 fn next(l: &mut Option<Loader>) -> Result<Option<Batch>> {
     match l {

@@ -1,9 +1,9 @@
 //! The networks' activations on the CPU backend: ReLU, ReLU6 and LeakyReLU as one piecewise-linear
 //! op (slope below 0, identity up to a cap). One pass, in place where the tensor is not shared,
 //! over both threads; under autodiff the backward is one pass too, computed from the output.
-//! burn-flex's unary ops run on one thread (ReLU6 took two of them, 12 % of a MobileNetV2
-//! inference step), and under autodiff burn's ReLU + clamp_max and LeakyReLU ran mask passes and
-//! kept masks and intermediates for the backward. A residual block's sum and activation are one
+//! burn-flex's unary ops run on one thread (ReLU6 takes two of them), and under autodiff burn's
+//! ReLU + clamp_max and LeakyReLU run mask passes and keep masks and intermediates for the
+//! backward. A residual block's sum and activation are one
 //! pass too (`apply_residual`): burn's add ran on one thread, over every block's output.
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},

@@ -1,9 +1,8 @@
 //! Bilinear resize with align_corners = true on the CPU backend, separable: each source row is
-//! interpolated across once, then every output row is a blend of two of those. burn-flex
-//! computes both axes' weights and four taps for every output pixel, which made the 19 × 512 ×
-//! 1024 upsampling of the logits ~8 % of a MobileNetV2 inference step. Under autodiff it is a
-//! backend extension whose backward is the same two passes transposed (burn's bilinear backward
-//! was ~2.5 % of an adversarial step).
+//! interpolated across once, then every output row is a blend of two of those (burn-flex
+//! computes both axes' weights and four taps for every output pixel, and the logits' upsampling
+//! to the input size is one of the largest tensors of a step). Under autodiff the backward is the
+//! same two passes transposed.
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,

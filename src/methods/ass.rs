@@ -92,6 +92,15 @@ impl Ass {
     /// labelled ones (with `labelled = 0`, or at least as many as there are images, every image
     /// is labelled and the stream stays whole).
     /// `images` counts the target images (opened only when needed).
+    /// The registry's resolution of the config for ASS: its constants, and the unlabelled target
+    /// stream as the rest of the labelled draw.
+    pub fn resolve(cfg: &mut Config, name: &str) -> Result<()> {
+        cfg.complete_method_params::<Params>(name)?;
+        let p: Params = cfg.method_params(name)?;
+        // a target that cannot be opened is reported by the trainer, which opens it next
+        Self::unlabelled_rest(&p, &mut cfg.target, |t| Ok(t.open().map_or(usize::MAX, |d| d.len())))
+    }
+
     pub fn unlabelled_rest(p: &Params, target: &mut DataConfig, images: impl FnOnce(&DataConfig) -> Result<usize>) -> Result<()> {
         if p.labelled == 0 || target.subset.is_none() && p.labelled >= images(target)? {
             return Ok(());

@@ -21,44 +21,75 @@ use crate::error::{Error, Result};
 use burn::prelude::*;
 pub use method::{After, Before, DomainBatch, Forward, Method, Needs, Step, Terms};
 
-/// Names accepted in `methods = [...]`.
-pub const KNOWN: &[&str] = &["source_only", "oracle", "adaptsegnet", "advent", "minent", "apoda", "lse", "ass", "pit", "selftrain", "t2s"];
+/// A method as the registry knows it.
+struct Entry {
+    name: &'static str,
+    /// Completes the config for the method: `[method.NAME]` checked against its constants and
+    /// filled with their defaults, and whatever else it settles (ASS: which target images the
+    /// unlabelled stream leaves to its labelled ones). The resolved config is what the run
+    /// directory records.
+    resolve: fn(&mut Config, &str) -> Result<()>,
+    /// The method, from a resolved config.
+    build: fn(&Config, &Device) -> Result<Box<dyn Method>>,
+}
 
-/// Build the methods a config lists (their constants are read from `[method.NAME]`).
-pub fn build(cfg: &mut Config, device: &Device) -> Result<Vec<Box<dyn Method>>> {
+/// Every method, by the name `methods = [...]` gives it.
+const REGISTRY: &[Entry] = &[
+    Entry { name: "source_only", resolve: no_constants, build: |_, _| Ok(Box::new(source_only::SourceOnly)) },
+    Entry { name: "oracle", resolve: no_constants, build: |_, _| Ok(Box::new(source_only::Oracle)) },
+    Entry { name: "adaptsegnet", resolve: constants::<adaptsegnet::Params>, build: |c, d| Ok(Box::new(adaptsegnet::AdaptSegNet::new(c.method_params("adaptsegnet")?, levels(c), d))) },
+    Entry { name: "advent", resolve: constants::<advent::AdvEntParams>, build: |c, d| Ok(Box::new(advent::AdvEnt::new(c.method_params("advent")?, levels(c), d))) },
+    Entry { name: "minent", resolve: constants::<advent::MinEntParams>, build: |c, _| Ok(Box::new(advent::MinEnt { p: c.method_params("minent")? })) },
+    Entry { name: "apoda", resolve: constants::<apoda::Params>, build: |c, d| Ok(Box::new(apoda::Apoda::new(c.method_params("apoda")?, c.model.feature_channels(), d))) },
+    Entry { name: "lse", resolve: constants::<lse::Params>, build: |c, d| Ok(Box::new(lse::Lse::new(c.method_params("lse")?, c, d)?)) },
+    Entry { name: "ass", resolve: ass::Ass::resolve, build: |c, d| Ok(Box::new(ass::Ass::new(c.method_params("ass")?, c, d))) },
+    Entry { name: "pit", resolve: constants::<pit::Params>, build: |c, d| Ok(Box::new(pit::Pit::new(c.method_params("pit")?, c, d))) },
+    Entry { name: "selftrain", resolve: constants::<self_training::Params>, build: |c, d| Ok(Box::new(self_training::SelfTrain::new(c.method_params("selftrain")?, c, d))) },
+    Entry { name: "t2s", resolve: constants::<t2s::Params>, build: |c, d| Ok(Box::new(t2s::T2s::new(c.method_params("t2s")?, c, d))) },
+];
+
+/// The names accepted in `methods = [...]`, in the registry's order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|e| e.name)
+}
+
+fn no_constants(_: &mut Config, _: &str) -> Result<()> {
+    Ok(())
+}
+
+fn constants<P: serde::Serialize + serde::de::DeserializeOwned + Default>(cfg: &mut Config, name: &str) -> Result<()> {
+    cfg.complete_method_params::<P>(name)
+}
+
+/// One discriminator per output level of the network.
+fn levels(cfg: &Config) -> usize {
+    if cfg.model.multi_level {
+        2
+    } else {
+        1
+    }
+}
+
+fn entry(name: &str, key: &str) -> Result<&'static Entry> {
+    REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| Error::config(key, format!("unknown method `{name}`; known: {}", names().collect::<Vec<_>>().join(", "))))
+}
+
+/// The config completed for its methods (see `Entry::resolve`); a config resolved before (a
+/// resumed run's) comes back unchanged.
+pub fn resolve(mut cfg: Config) -> Result<Config> {
     if cfg.methods.is_empty() {
-        return Err(Error::config("methods", format!("list at least one method; known: {}", KNOWN.join(", "))));
+        return Err(Error::config("methods", format!("list at least one method; known: {}", names().collect::<Vec<_>>().join(", "))));
     }
-    let unknown_tables: Vec<&String> = cfg.method.keys().filter(|k| !KNOWN.contains(&k.as_str())).collect();
-    if let Some(k) = unknown_tables.first() {
-        return Err(Error::config(format!("method.{k}"), format!("unknown method; known: {}", KNOWN.join(", "))));
+    for table in cfg.method.keys() {
+        entry(table, &format!("method.{table}"))?;
     }
-    let names = cfg.methods.clone();
-    // one discriminator per output level of the network
-    let levels = if cfg.model.multi_level { 2 } else { 1 };
-    let mut out: Vec<Box<dyn Method>> = Vec::new();
-    for name in &names {
-        let m: Box<dyn Method> = match name.as_str() {
-            "source_only" => Box::new(source_only::SourceOnly),
-            "oracle" => Box::new(source_only::Oracle),
-            "adaptsegnet" => Box::new(adaptsegnet::AdaptSegNet::new(cfg.method_params(name)?, levels, device)),
-            "advent" => Box::new(advent::AdvEnt::new(cfg.method_params(name)?, levels, device)),
-            "minent" => Box::new(advent::MinEnt { p: cfg.method_params(name)? }),
-            "selftrain" => Box::new(self_training::SelfTrain::new(cfg.method_params(name)?, cfg, device)),
-            "t2s" => Box::new(t2s::T2s::new(cfg.method_params(name)?, cfg, device)),
-            "pit" => Box::new(pit::Pit::new(cfg.method_params(name)?, cfg, device)),
-            "ass" => {
-                let p: ass::Params = cfg.method_params(name)?;
-                let m = ass::Ass::new(p.clone(), cfg, device);
-                // a target that cannot be opened is reported by the trainer, which opens it next
-                ass::Ass::unlabelled_rest(&p, &mut cfg.target, |t| Ok(t.open().map_or(usize::MAX, |d| d.len())))?;
-                Box::new(m)
-            }
-            "lse" => Box::new(lse::Lse::new(cfg.method_params(name)?, cfg, device)?),
-            "apoda" => Box::new(apoda::Apoda::new(cfg.method_params(name)?, cfg.model.feature_channels(), device)),
-            other => return Err(Error::config("methods", format!("unknown method `{other}`; known: {}", KNOWN.join(", ")))),
-        };
-        out.push(m);
+    for name in cfg.methods.clone() {
+        (entry(&name, "methods")?.resolve)(&mut cfg, &name)?;
     }
-    Ok(out)
+    Ok(cfg)
+}
+
+/// The methods a resolved config lists, on `device`.
+pub fn build(cfg: &Config, device: &Device) -> Result<Vec<Box<dyn Method>>> {
+    cfg.methods.iter().map(|name| (entry(name, "methods")?.build)(cfg, device)).collect()
 }

@@ -2,7 +2,7 @@
 use super::{mobilenet, resnet, vgg};
 use crate::data::transform::Normalize;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -48,10 +48,34 @@ pub struct ModelConfig {
     /// ResNet bottleneck stride in the 1×1 conv (Caffe DeepLab weights) instead of the 3×3
     /// (torchvision weights).
     pub stride_in_1x1: bool,
-    /// Weights to start from: an ImageNet/DeepLab .pth, a .safetensors or a segda .bpk.
-    pub init: Option<PathBuf>,
+    /// Weights to start from: `"imagenet"` (the ImageNet weights segda fetches itself: MobileNetV2),
+    /// an ImageNet/DeepLab .pth, a .safetensors or a segda .bpk; `"none"` = random.
+    pub init: Option<Init>,
     /// Input normalisation. Default: ImageNet RGB for MobileNetV2, Caffe BGR otherwise.
     pub normalize: Option<Normalize>,
+}
+
+/// The weights `model.init` names: a file, or the ImageNet weights segda fetches itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    Imagenet,
+    File(PathBuf),
+}
+
+impl Serialize for Init {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Init::Imagenet => s.serialize_str("imagenet"),
+            Init::File(p) => p.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Init {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = PathBuf::deserialize(d)?;
+        Ok(if p == Path::new("imagenet") { Init::Imagenet } else { Init::File(p) })
+    }
 }
 
 impl Default for ModelConfig {
@@ -106,7 +130,7 @@ mod tests {
         assert_eq!(scratch.bn_mode(false), BnMode::Train);
         // continuing another run (e.g. adaptation from the source-only model) keeps its statistics
         assert_eq!(scratch.bn_mode(true), BnMode::Frozen);
-        let pretrained = ModelConfig { init: Some("w.safetensors".into()), ..Default::default() };
+        let pretrained = ModelConfig { init: Some(Init::File("w.safetensors".into())), ..Default::default() };
         assert_eq!(pretrained.bn_mode(false), BnMode::Frozen);
         let explicit = ModelConfig { bn: Some(BnMode::FrozenAffine), ..Default::default() };
         assert_eq!(explicit.bn_mode(true), BnMode::FrozenAffine);

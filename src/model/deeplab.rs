@@ -7,6 +7,7 @@ use super::config::{BackboneKind, ModelConfig};
 use super::feats::{Feats, Logits};
 use crate::data::classes::NUM_CLASSES;
 use crate::error::{Error, Result};
+use burn::module::ParamGroup;
 use burn::prelude::*;
 
 #[derive(Module, Debug)]
@@ -72,6 +73,12 @@ impl SegNet {
         })
     }
 
+    /// The classifiers (main and auxiliary, every backbone's): what the protocol trains at
+    /// `train.head_lr_mult` × lr. By parameter id, so no other parameter joins by its name.
+    pub fn classifier_group(&self) -> ParamGroup {
+        ParamGroup::ids_from_module(self.head.clone()).fuse(&ParamGroup::ids_from_module(self.aux_head.clone()))
+    }
+
     /// Apply the configured BatchNorm behaviour (after weights are loaded).
     pub fn with_bn_mode(self, mode: super::config::BnMode) -> SegNet {
         use crate::nn::layers::bn_group;
@@ -114,5 +121,39 @@ impl SegNet {
 
     pub fn forward(&self, x: Tensor<4>) -> Logits {
         self.classify(&self.features(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{ModuleVisitor, Param, ParamId};
+
+    #[derive(Default)]
+    struct Ids(Vec<ParamId>);
+    impl ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.push(p.id);
+        }
+    }
+    fn ids<M: Module>(m: &M) -> Vec<ParamId> {
+        let mut v = Ids::default();
+        m.visit(&mut v);
+        v.0
+    }
+
+    /// Every classifier parameter (main and auxiliary) and nothing of the backbone, on every
+    /// backbone.
+    #[test]
+    fn the_classifier_group_is_the_heads_and_only_them() {
+        for backbone in [BackboneKind::Resnet18, BackboneKind::MobilenetV2, BackboneKind::Vgg16] {
+            let cfg = ModelConfig { backbone, width_mult: 0.125, multi_level: backbone != BackboneKind::Vgg16, ..Default::default() };
+            let net = SegNet::new(&cfg, &Device::flex()).unwrap();
+            let group = net.classifier_group();
+            let heads = [ids(&net.head), ids(&net.aux_head)].concat();
+            assert!(!heads.is_empty() && heads.iter().all(|id| group.matches(id, None)), "{backbone:?}");
+            assert!(ids(&net.backbone).iter().all(|id| !group.matches(id, None)), "{backbone:?}: a backbone parameter in the group");
+            assert_eq!(net.aux_head.is_some(), backbone != BackboneKind::Vgg16);
+        }
     }
 }

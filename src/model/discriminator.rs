@@ -15,14 +15,14 @@ pub struct FcDiscriminator {
 impl FcDiscriminator {
     pub fn new(cin: usize, ndf: usize, device: &Device) -> Self {
         let chans = [cin, ndf, ndf * 2, ndf * 4, ndf * 8, 1];
-        let convs = chans.windows(2).map(|c| conv(c[0], c[1], 4, 2, 1, 1, 1, true, device)).collect();
+        let convs = chans.windows(2).map(|c| conv(c[0], c[1], 4).stride(2).init(device)).collect();
         FcDiscriminator { convs }
     }
 
     /// 1×1 convolutions cin → widths… → 1.
     pub fn pointwise(cin: usize, widths: &[usize], device: &Device) -> Self {
         let chans: Vec<usize> = std::iter::once(cin).chain(widths.iter().copied()).chain([1]).collect();
-        let convs = chans.windows(2).map(|c| conv(c[0], c[1], 1, 1, 0, 1, 1, true, device)).collect();
+        let convs = chans.windows(2).map(|c| conv(c[0], c[1], 1).init(device)).collect();
         FcDiscriminator { convs }
     }
 

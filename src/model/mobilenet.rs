@@ -36,7 +36,7 @@ impl MobileNetV2Config {
 
     pub fn init(&self, device: &Device) -> MobileNetV2 {
         let stem_c = self.channels(32);
-        let stem = ConvBn::new(conv(3, stem_c, 3, 2, 1, 1, 1, false, device), device);
+        let stem = ConvBn::new(conv(3, stem_c, 3).stride(2).no_bias().init(device), device);
         let mut blocks = Vec::new();
         let (mut cin, mut current_stride, mut dilation) = (stem_c, 2, 1);
         for (t, c, n, s) in STAGES {
@@ -72,9 +72,9 @@ impl InvertedResidual {
     fn new(cin: usize, cout: usize, stride: usize, t: usize, d: usize, device: &Device) -> Self {
         let hidden = cin * t;
         InvertedResidual {
-            expand: (t != 1).then(|| ConvBn::new(conv(cin, hidden, 1, 1, 0, 1, 1, false, device), device)),
-            dw: ConvBn::new(conv(hidden, hidden, 3, stride, d, d, hidden, false, device), device),
-            project: ConvBn::new(conv(hidden, cout, 1, 1, 0, 1, 1, false, device), device),
+            expand: (t != 1).then(|| ConvBn::new(conv(cin, hidden, 1).no_bias().init(device), device)),
+            dw: ConvBn::new(conv(hidden, hidden, 3).stride(stride).dilation(d).groups(hidden).no_bias().init(device), device),
+            project: ConvBn::new(conv(hidden, cout, 1).no_bias().init(device), device),
             residual: stride == 1 && cin == cout,
         }
     }

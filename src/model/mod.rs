@@ -10,6 +10,6 @@ pub mod resnet;
 pub mod vgg;
 pub mod weights;
 
-pub use config::{BackboneKind, BnMode, ModelConfig};
+pub use config::{BackboneKind, BnMode, Init, ModelConfig};
 pub use deeplab::{Backbone, Head, SegNet};
 pub use feats::{Feats, Logits};

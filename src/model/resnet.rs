@@ -57,7 +57,7 @@ impl ResNetConfig {
         let layer3 = stage(w * 4, self.blocks[2], 1, 2);
         let layer4 = stage(w * 8, self.blocks[3], 1, 4);
         ResNet {
-            conv1: conv(3, w, 7, 2, 3, 1, 1, false, device),
+            conv1: conv(3, w, 7).stride(2).no_bias().init(device),
             bn1: bn(w, device),
             // ceil_mode as in the DeepLab-v2 PyTorch ports (1024×512 → 129×65 features)
             maxpool: MaxPool2dConfig::new([3, 3])
@@ -94,23 +94,23 @@ pub struct Block {
 impl Block {
     fn new(cfg: &ResNetConfig, cin: usize, planes: usize, stride: usize, d: usize, down: bool, device: &Device) -> Self {
         let out = planes * cfg.expansion();
-        let downsample = down.then(|| Downsample { conv: conv(cin, out, 1, stride, 0, 1, 1, false, device), bn: bn(out, device) });
+        let downsample = down.then(|| Downsample { conv: conv(cin, out, 1).stride(stride).no_bias().init(device), bn: bn(out, device) });
         if cfg.bottleneck {
             let (s1, s3) = if cfg.stride_in_1x1 { (stride, 1) } else { (1, stride) };
             Block {
-                conv1: conv(cin, planes, 1, s1, 0, 1, 1, false, device),
+                conv1: conv(cin, planes, 1).stride(s1).no_bias().init(device),
                 bn1: bn(planes, device),
-                conv2: conv(planes, planes, 3, s3, d, d, 1, false, device),
+                conv2: conv(planes, planes, 3).stride(s3).dilation(d).no_bias().init(device),
                 bn2: bn(planes, device),
-                conv3: Some(conv(planes, out, 1, 1, 0, 1, 1, false, device)),
+                conv3: Some(conv(planes, out, 1).no_bias().init(device)),
                 bn3: Some(bn(out, device)),
                 downsample,
             }
         } else {
             Block {
-                conv1: conv(cin, planes, 3, stride, d, d, 1, false, device),
+                conv1: conv(cin, planes, 3).stride(stride).dilation(d).no_bias().init(device),
                 bn1: bn(planes, device),
-                conv2: conv(planes, planes, 3, 1, d, d, 1, false, device),
+                conv2: conv(planes, planes, 3).dilation(d).no_bias().init(device),
                 bn2: bn(planes, device),
                 conv3: None,
                 bn3: None,

@@ -35,7 +35,7 @@ impl Vgg16Config {
         let mut cin = 3;
         for (b, &n) in BLOCKS.iter().enumerate() {
             for _ in 0..n {
-                convs.push(conv(cin, widths[b], 3, 1, 1, 1, 1, true, device));
+                convs.push(conv(cin, widths[b], 3).init(device));
                 cin = widths[b];
             }
         }
@@ -43,8 +43,8 @@ impl Vgg16Config {
         Vgg16 {
             convs,
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).with_ceil_mode(true).init(),
-            fc6: conv(cin, fc, 7, 1, 3, 1, 1, true, device),
-            fc7: conv(fc, fc, 1, 1, 0, 1, 1, true, device),
+            fc6: conv(cin, fc, 7).init(device),
+            fc7: conv(fc, fc, 1).init(device),
         }
     }
 }

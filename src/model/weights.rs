@@ -85,3 +85,21 @@ pub fn write_atomic(dst: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(&tmp, data).at(&tmp)?;
     std::fs::rename(&tmp, dst).at(dst)
 }
+
+/// The ImageNet weights of a network that segda can fetch itself (`model.init = "imagenet"`):
+/// torchvision's MobileNetV2, at full width. Fetched once into the cache; offline, an error that
+/// names `segda fetch-weights`.
+pub fn imagenet(cfg: &super::ModelConfig) -> Result<PathBuf> {
+    use super::BackboneKind;
+    if cfg.backbone != BackboneKind::MobilenetV2 || cfg.width_mult != 1.0 {
+        return Err(Error::config(
+            "model.init",
+            format!(
+                "\"imagenet\": segda can fetch ImageNet weights for mobilenet_v2 at width_mult 1 only; for {:?} import them \
+                 (README, \"Weights\") and name the file, or set \"none\"",
+                cfg.backbone
+            ),
+        ));
+    }
+    fetch(&MOBILENET_V2).map_err(|e| Error::Other(format!("model.init = \"imagenet\": {e}; `segda fetch-weights mobilenet_v2` fetches them once online, or set model.init = \"none\"")))
+}

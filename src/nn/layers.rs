@@ -6,16 +6,49 @@ use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 use crate::kernels::{self, activation::{self as act_ext, Piecewise}};
 
-/// Convolution with PyTorch's defaults: symmetric padding, Kaiming-uniform init.
-#[allow(clippy::too_many_arguments)]
-pub fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, dilation: usize, groups: usize, bias: bool, device: &Device) -> Conv2d {
-    Conv2dConfig::new([cin, cout], [k, k])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-        .with_dilation([dilation, dilation])
-        .with_groups(groups)
-        .with_bias(bias)
-        .init(device)
+/// A k×k convolution from `cin` to `cout` channels with PyTorch's defaults (Kaiming-uniform
+/// init, a bias, stride 1) and "same" padding, dilation·(k − 1)/2 on every side, as every
+/// network here pads: `conv(64, 128, 3).stride(2).no_bias().init(device)`.
+pub fn conv(cin: usize, cout: usize, k: usize) -> ConvSpec {
+    ConvSpec { cin, cout, k, stride: 1, dilation: 1, groups: 1, bias: true }
+}
+
+/// A convolution being described (see [`conv`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvSpec {
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    groups: usize,
+    bias: bool,
+}
+
+impl ConvSpec {
+    pub fn stride(self, stride: usize) -> Self {
+        ConvSpec { stride, ..self }
+    }
+    /// Dilation d (the padding grows with it: d·(k − 1)/2).
+    pub fn dilation(self, dilation: usize) -> Self {
+        ConvSpec { dilation, ..self }
+    }
+    pub fn groups(self, groups: usize) -> Self {
+        ConvSpec { groups, ..self }
+    }
+    pub fn no_bias(self) -> Self {
+        ConvSpec { bias: false, ..self }
+    }
+    pub fn init(self, device: &Device) -> Conv2d {
+        let pad = self.dilation * (self.k - 1) / 2;
+        Conv2dConfig::new([self.cin, self.cout], [self.k, self.k])
+            .with_stride([self.stride, self.stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_dilation([self.dilation, self.dilation])
+            .with_groups(self.groups)
+            .with_bias(self.bias)
+            .init(device)
+    }
 }
 
 /// A 3×3 (or k×k) convolution initialised N(0, std), as DeepLab's classifiers are.

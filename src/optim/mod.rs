@@ -53,10 +53,11 @@ impl Clock {
     }
 }
 
-/// The network's learning rates: backbone at lr, classifier heads at lr × mult.
-pub fn net_lr(cfg: &TrainConfig, clock: Clock) -> ModuleLearningRate {
+/// The network's learning rates: backbone at lr, the `classifiers` (`SegNet::classifier_group`)
+/// at lr × mult.
+pub fn net_lr(cfg: &TrainConfig, clock: Clock, classifiers: ParamGroup) -> ModuleLearningRate {
     let lr = clock.lr(cfg);
-    ModuleLrScheduler::new(lr).with_group(ParamGroup::from_predicate("head"), lr * cfg.head_lr_mult).step()
+    ModuleLrScheduler::new(lr).with_group(classifiers, lr * cfg.head_lr_mult).step()
 }
 
 /// The discriminators' learning rate.

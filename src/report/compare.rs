@@ -123,6 +123,89 @@ pub fn json(runs: &[RunScore], protocol: Protocol) -> serde_json::Value {
     json!({"protocol": protocol, "runs": per_run, "methods": groups(protocol), "narrower": narrower})
 }
 
+/// What the adaptation tables say of one run: its final mIoU (the last evaluation, no selection
+/// on val), its best, and its wall time per iteration.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub group: String,
+    pub seed: u64,
+    pub finished: bool,
+    pub last: f64,
+    pub best: f64,
+    /// Mean seconds per training iteration, and of those waiting for data (from `metrics.jsonl`).
+    pub seconds: Option<(f64, f64)>,
+}
+
+impl Outcome {
+    pub fn load(run: &Path) -> Result<Outcome> {
+        let last = RunScore::load(run, "latest")?;
+        let best = RunScore::load(run, "best")?;
+        let finished = crate::engine::checkpoint::find(run, "last").and_then(|c| crate::engine::checkpoint::read_progress(&c).ok()).is_some_and(|p| p.finished);
+        let rows: Vec<serde_json::Value> = crate::engine::log::read_metrics(run)?.into_iter().filter(|r| r["kind"] == "train").collect();
+        let times: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r["time_iter_s"].as_f64()?, r["time_data_s"].as_f64()?))).collect();
+        let seconds = (!times.is_empty()).then(|| {
+            let n = times.len() as f64;
+            (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n)
+        });
+        Ok(Outcome { group: last.group, seed: last.seed, finished, last: last.report.miou, best: best.report.miou, seconds })
+    }
+}
+
+/// "mean ± std" of a few values (the value alone for one).
+fn mean_pm(v: &[f64]) -> String {
+    match v.len() {
+        0 => "–".into(),
+        1 => format!("{:.2}", v[0]),
+        _ => {
+            let (m, sd) = mean_std(v);
+            format!("{m:.2} ± {sd:.2}")
+        }
+    }
+}
+
+/// The adaptation table: per setting its seeds, final and best mIoU (mean ± std, each seed's
+/// final / best), with a `baseline` the final mIoU's difference to the baseline run of the same
+/// seed (paired: the same starting model) as mean ± std, and seconds per iteration (of which
+/// waiting for data). Unfinished runs are marked `*`.
+pub fn outcome_table(runs: &[Outcome], baseline: Option<&[Outcome]>) -> String {
+    let mut groups: BTreeMap<&str, Vec<&Outcome>> = BTreeMap::new();
+    for r in runs {
+        groups.entry(&r.group).or_default().push(r);
+    }
+    let base_name = baseline.and_then(|b| b.first()).map(|b| b.group.clone());
+    let mut out = String::from("| setting | seeds | final mIoU | best mIoU | per seed: final / best |");
+    let mut rule = String::from("|---|---|---|---|---|");
+    if let Some(b) = &base_name {
+        out.push_str(&format!(" final − {b} (paired) |"));
+        rule.push_str("---|");
+    }
+    out.push_str(" s / iteration (data) |
+");
+    out.push_str(&rule);
+    out.push_str("---|
+");
+    for (g, mut rs) in groups {
+        rs.sort_by_key(|r| r.seed);
+        let last: Vec<f64> = rs.iter().map(|r| r.last).collect();
+        let best: Vec<f64> = rs.iter().map(|r| r.best).collect();
+        let seeds: Vec<String> = rs.iter().map(|r| format!("{:.1} / {:.1}{}", r.last, r.best, if r.finished { "" } else { "*" })).collect();
+        out.push_str(&format!("| {g} | {} | {} | {} | {} |", rs.len(), mean_pm(&last), mean_pm(&best), seeds.join(", ")));
+        if let Some(base) = baseline {
+            let gains: Vec<f64> = rs.iter().filter_map(|r| base.iter().find(|b| b.seed == r.seed).map(|b| r.last - b.last)).collect();
+            out.push_str(&format!(" {} |", if base_name.as_deref() == Some(g) { "–".into() } else { mean_pm(&gains) }));
+        }
+        let times: Vec<(f64, f64)> = rs.iter().filter_map(|r| r.seconds).collect();
+        let time = if times.is_empty() {
+            "–".into()
+        } else {
+            let n = times.len() as f64;
+            format!("{:.3} ({:.3})", times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n)
+        };
+        out.push_str(&format!(" {time} |\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +241,21 @@ mod tests {
         assert_eq!(a["per_class"]["road"]["mean"], 85.0);
         assert!(a["per_class"].get("terrain").is_none(), "terrain is not a 16-protocol class");
         assert_eq!(v["narrower"]["13"][0]["per_class"].as_object().unwrap().len(), 13);
+    }
+
+    fn outcome(group: &str, seed: u64, last: f64) -> Outcome {
+        Outcome { group: group.into(), seed, finished: seed != 3, last, best: last + 1.0, seconds: Some((0.5, 0.1)) }
+    }
+
+    /// The paired difference is taken seed by seed (not the difference of the means), and a run
+    /// still going is marked.
+    #[test]
+    fn the_outcome_table_pairs_seeds_with_the_baseline() {
+        let base = [outcome("so_cont", 1, 10.0), outcome("so_cont", 2, 20.0)];
+        let runs = [outcome("apoda", 2, 23.0), outcome("apoda", 1, 12.0), outcome("apoda", 3, 50.0)];
+        let t = outcome_table(&runs, Some(&base));
+        assert!(t.contains("final − so_cont (paired)"), "{t}");
+        // seeds 1 and 2 pair up: gains 2 and 3; seed 3 has no baseline run
+        assert!(t.contains("| apoda | 3 | 28.33 ± 19.14 | 29.33 ± 19.14 | 12.0 / 13.0, 23.0 / 24.0, 50.0 / 51.0* | 2.50 ± 0.71 | 0.500 (0.100) |"), "{t}");
     }
 }

@@ -1,7 +1,7 @@
 //! The report's image grid: target image | ground truth | prediction | error map, predicted with
 //! a run's best checkpoint by the evaluation code (same loader, resize and normalisation, argmax
 //! over the protocol's classes at label resolution).
-use super::base64::png_data_uri;
+use base64::Engine as _;
 use crate::config::Config;
 use crate::data::classes::{Protocol, IGNORE};
 use crate::data::io;
@@ -109,6 +109,11 @@ fn png(img: &RgbImage) -> Result<String> {
     Ok(png_data_uri(&png_bytes(img)?))
 }
 
+/// A PNG as a `data:` URI for an `<img src>` (standard base64, padded).
+fn png_data_uri(png: &[u8]) -> String {
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+}
+
 /// PNG bytes, scaled down (nearest, so label colours stay exact) if wide.
 fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
     let img = if img.width() > MAX_WIDTH {
@@ -148,5 +153,8 @@ mod tests {
         let small = image::load_from_memory(&png_bytes(&RgbImage::new(1024, 512)).unwrap()).unwrap();
         assert_eq!((small.width(), small.height()), (MAX_WIDTH, 192));
         assert!(png(&RgbImage::new(4, 2)).unwrap().starts_with("data:image/png;base64,"));
+        // standard alphabet, padded (RFC 4648)
+        assert_eq!(png_data_uri(b"fooba"), "data:image/png;base64,Zm9vYmE=");
+        assert_eq!(png_data_uri(&[0xff, 0xfe]), "data:image/png;base64,//4=");
     }
 }

@@ -1,6 +1,5 @@
 //! Comparing runs: per-class tables grouped by method with mean ± std over seeds, and the
 //! self-contained HTML report (curves, tables, prediction grids).
-pub mod base64;
 pub mod compare;
 pub mod grid;
 pub mod html;

@@ -1,7 +1,7 @@
 //! Dense convolutions (groups = 1): banded im2col and one GEMM per band for the forward (written
 //! straight into the output planes) and the weight gradient; the input gradient at stride 1 as
 //! the forward convolution with the flipped kernel, otherwise GEMM and col2im.
-use super::gemm::{bias_planes, gemm_into, gemm_into_by_columns};
+use super::gemm::{bias_planes, gemm_into, gemm_into_by_columns, Out};
 use super::geometry::{for_each_band, phased_at, unphase, Geometry, Scratch};
 use crate::kernels::f32s;
 use burn::backend::ops::ModuleOps;
@@ -37,14 +37,14 @@ pub(super) fn x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, option
     let [n, c, h, wd] = x.layout().shape().dims::<4>();
     let geo = Geometry::new(g.layout().shape().dims::<4>(), [h, wd], [c, co, kh, kw], &transposed);
     let zero = vec![0.0; c];
-    // also for the classifier's gradient (19 channels in, 2048 out): its column buffer is small
-    // and the GEMM beat the direct kernel there (ResNet-101 train 2.65 -> 2.58 s, A/B)
+    // also for the classifier's gradient (19 channels in, 2048 out): its column buffer is small,
+    // and the GEMM beats the direct kernel there
     let gx = forward(f32s(&g), &w, &zero, &geo);
     FlexTensor::from_data(TensorData::new(gx, [n, c, h, wd]))
 }
 
-/// W[co, ci, i, j] → W'[ci, co, kh−1−i, kw−1−j], over both threads (burn's swap_dims + flip +
-/// to_contiguous walked a strided iterator on one thread: ~1.5 % of a ResNet-101 step).
+/// W[co, ci, i, j] → W'[ci, co, kh−1−i, kw−1−j], over the threads (burn's swap_dims + flip +
+/// to_contiguous walks a strided iterator on one thread).
 fn flip_transposed(w: &FlexTensor) -> Vec<f32> {
     let [co, ci, kh, kw] = w.layout().shape().dims::<4>();
     let (ws, taps) = (f32s(w), kh * kw);
@@ -70,15 +70,15 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec
     let out = y.as_mut_ptr();
     for_each_band(xs, geo, |b, y0, lc, cols| {
         let dst = out.wrapping_add(b * geo.co * l + y0 * geo.ow);
-        gemm_into(geo.co, lc, k, dst, l, true, (ws.as_ptr(), 1, k as isize), (cols.as_ptr(), 1, lc as isize));
+        gemm_into([geo.co, lc, k], Out { ptr: dst, row_stride: l, accumulate: true }, (ws.as_ptr(), 1, k as isize), (cols.as_ptr(), 1, lc as isize));
     });
     y
 }
 
 /// Input gradient of a dense convolution as columns and col2im: cols[(ci, i, j), band] =
 /// Wᵀ · G[co, band], one GEMM per band of output rows, then every column row added back onto
-/// the input row its tap reads (by phase, so strided columns are contiguous runs). burn's
-/// strided path (conv-transpose) was 3–4 % of an adversarial step for the discriminators.
+/// the input row its tap reads (by phase, so strided columns are contiguous runs), where burn
+/// runs a direct conv-transpose (the discriminators' 4×4 stride-2 layers).
 fn x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     let [kh, kw] = geo.kernel;
     let taps = kh * kw;
@@ -97,7 +97,7 @@ fn x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
             let rows = band.min(geo.oh - y0);
             let lc = rows * geo.ow;
             let g = gs[b * geo.co * l + y0 * geo.ow..].as_ptr();
-            gemm_into(k, lc, geo.co, cols.as_mut_ptr(), lc, false, (ws.as_ptr(), k as isize, 1), (g, 1, l as isize));
+            gemm_into([k, lc, geo.co], Out { ptr: cols.as_mut_ptr(), row_stride: lc, accumulate: false }, (ws.as_ptr(), k as isize, 1), (g, 1, l as isize));
             let cols = &cols[..k * lc];
             acc.par_chunks_mut(s * geo.h * wp).zip(cols.par_chunks(taps * lc)).for_each(|(a, c)| {
                 for y in y0..y0 + rows {
@@ -130,7 +130,7 @@ pub(super) fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
         // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b. The
         // first band's GEMM writes every value (no clearing pass), the others accumulate.
         let g = gs[(b * geo.co) * l + y0 * geo.ow..].as_ptr();
-        gemm_into_by_columns(geo.co, k, lc, dw.as_mut_ptr(), k, b > 0 || y0 > 0, (g, 1, l as isize), (cols.as_ptr(), lc as isize, 1));
+        gemm_into_by_columns([geo.co, k, lc], Out { ptr: dw.as_mut_ptr(), row_stride: k, accumulate: b > 0 || y0 > 0 }, (g, 1, l as isize), (cols.as_ptr(), lc as isize, 1));
     });
     // SAFETY: the first band's GEMM wrote all co·k values (l > 0: there is a first band)
     unsafe { dw.set_len(len) };

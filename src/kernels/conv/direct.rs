@@ -1,13 +1,13 @@
 //! Forward convolution with few output channels (the classifier: ASPP 2048 → 19, 3×3, dilation
 //! 6–24) as a register-blocked direct kernel over zero-padded input rows. burn-flex runs it as
 //! im2col plus a GEMM with M = 19, and the GEMM packs a column buffer nine times the size of the
-//! input whose every element then feeds only 19 multiply-adds: ~10 GFLOP/s here, against ~70 for
-//! PyTorch (measured on the 2048 → 19, dilation 6 layer at 32×64).
+//! input whose every element then feeds only 19 multiply-adds: memory-bound at a small fraction
+//! of the machine's speed.
 //!
 //! The kernel holds `CB` output channels × `V` vectors of output columns in registers and streams
-//! a cache-sized chunk of input rows once per block: one vector load feeds `CB` multiply-adds
-//! (~32 GFLOP/s on 2 AVX2 cores for 2048 → 19 at 64×128, 1.4–2× the banded GEMM). The weights are laid
-//! out [block][ci][tap][CB] so that a block's broadcasts are contiguous.
+//! a cache-sized chunk of input rows once per block: one vector load feeds `CB` multiply-adds.
+//! The weights are laid out [block][ci][tap][CB] so that a block's broadcasts are contiguous.
+//! (Figures: docs/benchmarks.md.)
 use super::geometry::Geometry;
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
@@ -109,8 +109,8 @@ fn vectors(lanes: usize) -> usize {
 
 /// The row kernel with `V` vectors per register block. Input channels go in chunks of `CC`, so
 /// that a chunk's rows stay in cache while every block and column window reads them; between
-/// chunks the accumulators wait in a row buffer. (Streaming all 2048 channels per window instead
-/// fetched every input line from memory once per block and window: 1.7× slower than the GEMM.)
+/// chunks the accumulators wait in a row buffer. (Streaming all channels per window instead
+/// fetches every input line from memory once per block and window, slower than the GEMM.)
 #[inline(always)]
 fn row<S: Simd, const V: usize>(simd: S, r: Row<'_>) {
     const CC: usize = 16;

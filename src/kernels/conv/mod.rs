@@ -3,24 +3,24 @@
 //!
 //! - **Depthwise** (groups = channels): burn computes a grouped convolution's weight gradient
 //!   group by group, i.e. one convolution per channel whose "kernel" is the whole output-gradient
-//!   plane and whose output is 3×3, which burn-flex runs nine outputs at a time (~10 % of a
-//!   MobileNetV2 step). Here: the weight gradient as vectorised dot products, the input gradient
-//!   as per-tap row updates, and the strided forward likewise; burn-flex's stride-1 forward is as
-//!   fast and is kept.
+//!   plane and whose output is 3×3, which burn-flex runs nine outputs at a time. Here: the
+//!   weight gradient as vectorised dot products, the input gradient as per-tap row updates, and
+//!   the strided forward likewise; burn-flex's stride-1 forward is as fast and is kept.
 //! - **Dense** (groups = 1): burn runs the weight gradient as a convolution over the swapped
 //!   batch and channel axes, which at batch 1 is again a huge-kernel direct loop; its forward
 //!   packs the whole weight again for every 512-position tile of a channels-last copy of the
 //!   input. Here both are im2col in bands of output rows and one GEMM per band, the forward's
-//!   written straight into the output planes (1.2–2.3× burn-flex's forward on the backbone and
-//!   discriminator layers). The stride-1 input gradient is burn-flex's forward convolution with
+//!   written straight into the output planes. The stride-1 input gradient is burn-flex's forward convolution with
 //!   the flipped kernel (the same kernel) instead of burn's conv-transpose.
 //! - **1×1, stride 1** (most of ResNet's and MobileNetV2's layers): a matrix product per image
 //!   on the NCHW planes and both gradients plain GEMMs; no im2col, no col2im.
 //! - **Few output channels** (the classifier, stride 1): forward and weight gradient through
-//!   `conv_direct`'s kernels; the input gradient is the dense one (its column buffer is small).
+//!   `direct`'s kernels; the input gradient is the dense one (its column buffer is small).
 //!
-//! Routed only for Flex tensors (and autodiff over Flex); other devices (CUDA) keep burn's
-//! convolution.
+//! Routed only for Flex tensors (and autodiff over Flex); other devices keep burn's convolution.
+//! By role: this file the extension's trait, its Flex implementation (which kernel runs) and the
+//! public `conv2d`; `autodiff` the backward; `dense`, `depthwise`, `pointwise` and `direct` the
+//! kernel families; `geometry` and `gemm` what they share. Figures: docs/benchmarks.md.
 mod autodiff;
 mod dense;
 mod depthwise;

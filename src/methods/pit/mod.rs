@@ -7,8 +7,14 @@
 //! discriminator. Image-level categories (a multi-label head on pooled features, fused with the
 //! predicted areas) decide which classes a target image may contain; target pseudo-labels grow
 //! from confident seeds of those classes into neighbouring pixels related to the same pivot.
+mod pivots;
+mod regions;
+
+pub use regions::{expand_regions, infer_present};
+use pivots::Pivots;
+use regions::image_logits;
+
 use super::adversarial::Discriminators;
-use super::ass::class_mean_features;
 use super::self_training::{teacher_template, Ema, Teacher};
 use super::state::{load_module, load_optim, save_module, save_optim};
 use super::method::{After, Method, Needs, Step, Terms};
@@ -21,7 +27,6 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::path::Path;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -94,10 +99,8 @@ pub struct Pit {
     head: Linear,
     head_opt: ModuleOptimizer,
     train: TrainConfig,
-    /// [K, C] pivots (rows of unseen classes stay zero) and whether each was seen.
-    pivots: Vec<Vec<f32>>,
-    seen: Vec<bool>,
-    channels: usize,
+    /// Per-class embeddings shared across domains.
+    pivots: Pivots,
     d: Discriminators,
     /// Share of target pixels pseudo-labelled in the last batch (logged).
     coverage: f64,
@@ -113,47 +116,13 @@ impl Pit {
             head: crate::nn::layers::materialize(LinearConfig::new(channels, NUM_CLASSES).init(device)),
             head_opt: crate::optim::sgd(&cfg.train),
             train: cfg.train.clone(),
-            pivots: vec![vec![0.0; channels]; NUM_CLASSES],
-            seen: vec![false; NUM_CLASSES],
-            channels,
+            pivots: Pivots::new(channels),
             d: Discriminators::output_space(1, NUM_CLASSES, super::adversarial::Gan::Vanilla, device),
             coverage: 0.0,
             teacher: Ema::new(),
             model: cfg.model.clone(),
             device: device.clone(),
             p,
-        }
-    }
-
-    fn pivot_tensor(&self, device: &Device) -> Tensor<2> {
-        let flat: Vec<f32> = self.pivots.iter().flatten().copied().collect();
-        Tensor::from_data(TensorData::new(flat, [NUM_CLASSES, self.channels]), device)
-    }
-
-    /// Relation logits cos(F, pivot_c) / τ, [N, K, h, w].
-    fn relation(&self, f: Tensor<4>) -> Tensor<4> {
-        let [n, c, h, w] = f.dims();
-        let fn_ = f.clone() / f.powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
-        let pv = self.pivot_tensor(&fn_.device());
-        let pn = pv.clone() / pv.powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
-        let rel = pn.unsqueeze_dim::<3>(0).expand([n, NUM_CLASSES, c]).matmul(fn_.reshape([n, c, h * w]));
-        rel.reshape([n, NUM_CLASSES, h, w]).div_scalar(self.p.relation_temperature)
-    }
-
-    fn update_pivots(&mut self, f: Tensor<4>, y: Tensor<3, Int>) {
-        let (v, classes) = class_mean_features(f.detach(), y);
-        let vals: Vec<f32> = v.into_data().iter::<f32>().collect();
-        let m = self.p.pivot_momentum as f32;
-        for (i, &k) in classes.iter().enumerate() {
-            let row = &vals[i * self.channels..(i + 1) * self.channels];
-            if self.seen[k] {
-                for (p, &x) in self.pivots[k].iter_mut().zip(row) {
-                    *p = m * *p + (1.0 - m) * x;
-                }
-            } else {
-                self.pivots[k] = row.to_vec();
-                self.seen[k] = true;
-            }
         }
     }
 
@@ -171,77 +140,6 @@ impl Pit {
         let hot: Vec<f32> = counts.iter().map(|&c| if c > min.max(0.0) && c > 0.0 { 1.0 } else { 0.0 }).collect();
         Tensor::from_data(TensorData::new(hot, [n, NUM_CLASSES]), &y.device())
     }
-
-}
-
-/// The image-level category logits of `head` on globally pooled features, [N, K].
-fn image_logits(head: &Linear, f: Tensor<4>) -> Tensor<2> {
-    let [n, c, _, _] = f.dims();
-    head.forward(f.mean_dim(3).mean_dim(2).reshape([n, c]))
-}
-
-/// Which classes each target image may contain: w·σ(head) + (1 − w)·min(1, area/area_ref).
-pub fn infer_present(head_prob: Option<&[f32]>, area: &[f32], w: f64, area_ref: f64, threshold: f64) -> Vec<bool> {
-    (0..area.len())
-        .map(|c| {
-            let a = (area[c] as f64 / area_ref).min(1.0);
-            let s = match head_prob {
-                Some(h) => w * h[c] as f64 + (1.0 - w) * a,
-                None => a,
-            };
-            s >= threshold
-        })
-        .collect()
-}
-
-/// Multi-level region expansion on one image (maps [K, h·w] row-major, width `w`):
-/// seeds = pixels whose argmax class is present and confident (image and pixel level); each
-/// seed region grows into 4-neighbours whose relation probability to the same pivot is at least
-/// `grow` (region level). Classes not present never appear.
-pub fn expand_regions(prob: &[f32], relation: &[f32], present: &[bool], w: usize, seed_conf: f32, grow: Option<f32>) -> Vec<u8> {
-    let k = present.len();
-    let hw = prob.len() / k;
-    let mut label = vec![IGNORE; hw];
-    let mut queue = VecDeque::new();
-    for i in 0..hw {
-        let (mut best, mut bp) = (0usize, f32::MIN);
-        for c in 0..k {
-            if prob[c * hw + i] > bp {
-                bp = prob[c * hw + i];
-                best = c;
-            }
-        }
-        if present[best] && bp >= seed_conf {
-            label[i] = best as u8;
-            queue.push_back(i);
-        }
-    }
-    let Some(grow) = grow else { return label };
-    let h = hw / w;
-    while let Some(i) = queue.pop_front() {
-        let c = label[i] as usize;
-        let (x, y) = (i % w, i / w);
-        let mut nb = Vec::with_capacity(4);
-        if x > 0 {
-            nb.push(i - 1);
-        }
-        if x + 1 < w {
-            nb.push(i + 1);
-        }
-        if y > 0 {
-            nb.push(i - w);
-        }
-        if y + 1 < h {
-            nb.push(i + w);
-        }
-        for j in nb {
-            if label[j] == IGNORE && relation[c * hw + j] >= grow {
-                label[j] = c as u8;
-                queue.push_back(j);
-            }
-        }
-    }
-    label
 }
 
 impl Method for Pit {
@@ -255,7 +153,7 @@ impl Method for Pit {
         let (s, t) = (step.source_fwd(), step.target_fwd());
         let (src, tgt) = (step.source.expect("source"), step.target.expect("target"));
         let ys = src.y.clone().expect("labelled source");
-        self.update_pivots(s.feats.main.clone(), ys.clone());
+        self.pivots.update(s.feats.main.clone(), ys.clone(), self.p.pivot_momentum);
         let mut terms = Vec::new();
         if self.p.image_head {
             let logits = image_logits(&self.head, s.feats.main.clone());
@@ -264,12 +162,12 @@ impl Method for Pit {
             let bce = (logits.clone().clamp_min(0.0) - logits.clone() * z + logits.abs().neg().exp().log1p()).mean();
             terms.push(("pit_image".to_string(), bce.mul_scalar(self.p.lambda_image)));
         }
-        let rs = self.relation(s.feats.main.clone());
+        let rs = self.pivots.relation(s.feats.main.clone(), self.p.relation_temperature);
         if self.p.relation_branch {
             terms.push(("pit_relation".to_string(), cross_entropy(upsample(rs.clone(), src.size()), ys).mul_scalar(self.p.lambda_relation)));
         }
         if self.p.relation_adv {
-            let rt = self.relation(t.feats.main.clone());
+            let rt = self.pivots.relation(t.feats.main.clone(), self.p.relation_temperature);
             let (ms, mt) = (probs(upsample(rs, src.size())), probs(upsample(rt, tgt.size())));
             terms.push(("pit_relation_adv".to_string(), self.d.fool(0, mt.clone()).mul_scalar(self.p.lambda_relation_adv)));
             self.d.remember(0, ms, mt);
@@ -286,7 +184,7 @@ impl Method for Pit {
             };
             let [n, _, h, w] = logits.dims();
             let pt: Vec<f32> = probs(logits).into_data().iter::<f32>().collect();
-            let rel: Vec<f32> = probs(self.relation(feats.clone())).into_data().iter::<f32>().collect();
+            let rel: Vec<f32> = probs(self.pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect();
             let head: Option<Vec<f32>> = self.p.image_head.then(|| sigmoid(image_logits(&self.head.valid(), feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
@@ -330,7 +228,7 @@ impl Method for Pit {
         save_module(&self.head, dir, "image_head")?;
         save_optim(&self.head_opt, dir, "image_head_optim")?;
         let p = dir.join("pivots.json");
-        std::fs::write(&p, serde_json::to_string(&(&self.pivots, &self.seen)).expect("json")).at(&p)?;
+        std::fs::write(&p, serde_json::to_string(&(&self.pivots.rows, &self.pivots.seen)).expect("json")).at(&p)?;
         if self.teacher.net.is_some() {
             self.teacher.save(dir, "teacher")?;
         }
@@ -341,7 +239,7 @@ impl Method for Pit {
         load_optim(&mut self.head_opt, || crate::optim::sgd(&self.train), dir, "image_head_optim")?;
         let p = dir.join("pivots.json");
         let text = std::fs::read_to_string(&p).at(&p)?;
-        (self.pivots, self.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        (self.pivots.rows, self.pivots.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
         if dir.join("teacher.bpk").is_file() {
             self.teacher.load(dir, "teacher", teacher_template(&self.model, &self.device)?)?;
         }
@@ -353,49 +251,6 @@ impl Method for Pit {
 mod tests {
     use super::*;
     use crate::model::SegNet;
-
-    /// 2 classes on a 5×3 map; class 1 is confident only at (0,0).
-    fn maps(rel1: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let hw = 15;
-        let mut prob = vec![0f32; 2 * hw];
-        for i in 0..hw {
-            prob[i] = 0.6; // class 0, not confident
-            prob[hw + i] = 0.4;
-        }
-        prob[0] = 0.05;
-        prob[hw] = 0.95;
-        let mut rel = vec![0f32; 2 * hw];
-        for i in 0..hw {
-            rel[hw + i] = rel1[i];
-            rel[i] = 1.0 - rel1[i];
-        }
-        (prob, rel)
-    }
-
-    #[test]
-    fn a_seed_grows_through_its_similar_region_and_stops_at_a_boundary() {
-        // relation to pivot 1: high in the left two columns (a connected region), low elsewhere;
-        // (4,2) is high too but not connected to the seed
-        #[rustfmt::skip]
-        let rel1 = [
-            0.9, 0.8, 0.1, 0.1, 0.1,
-            0.9, 0.7, 0.2, 0.1, 0.1,
-            0.8, 0.9, 0.1, 0.1, 0.9,
-        ];
-        let (prob, rel) = maps(&rel1);
-        let l = expand_regions(&prob, &rel, &[true, true], 5, 0.9, Some(0.6));
-        #[rustfmt::skip]
-        let want = [
-            1, 1, 255, 255, 255,
-            1, 1, 255, 255, 255,
-            1, 1, 255, 255, 255,
-        ];
-        assert_eq!(l, want);
-        // without expansion only the seed is labelled
-        let l = expand_regions(&prob, &rel, &[true, true], 5, 0.9, None);
-        assert_eq!(l.iter().filter(|&&v| v != IGNORE).count(), 1);
-    }
-
     /// A tiny network and config, and a labelled source / unlabelled target batch of `n` images.
     fn tiny(n: usize) -> (Device, crate::config::Config, SegNet, crate::methods::DomainBatch, crate::methods::DomainBatch) {
         let d = Device::flex().autodiff();
@@ -424,7 +279,7 @@ mod tests {
         let after: Vec<f32> = pit.head.weight.val().into_data().iter::<f32>().collect();
         assert!(before != after);
         // pivots were set from the source batch's class means
-        assert!(pit.seen.iter().filter(|&&s| s).count() >= 5);
+        assert!(pit.pivots.seen.iter().filter(|&&s| s).count() >= 5);
     }
 
     #[test]
@@ -479,15 +334,4 @@ mod tests {
         assert!(pit.teacher.net.is_none(), "no teacher is kept");
     }
 
-    #[test]
-    fn classes_inferred_absent_never_appear() {
-        let rel1 = [0.9f32; 15];
-        let (prob, rel) = maps(&rel1);
-        let l = expand_regions(&prob, &rel, &[true, false], 5, 0.9, Some(0.6));
-        assert!(l.iter().all(|&v| v == IGNORE), "{l:?}");
-        // presence: head and area fused
-        let present = infer_present(Some(&[0.9, 0.1, 0.9]), &[0.0, 0.5, 0.02], 0.5, 0.01, 0.5);
-        assert_eq!(present, vec![false, true, true]);
-        assert_eq!(infer_present(None, &[0.0, 0.5], 0.5, 0.01, 0.5), vec![false, true]);
-    }
 }

@@ -1,0 +1,67 @@
+//! Stages: an experiment can start from another experiment's result,
+//! `[train] init_from = { experiment = "../source_only.toml", checkpoint = "last" }`, as
+//! self-training work does (a source-only or adversarial model first, then the method).
+//!
+//! The stage is trained for the run's seed on the run's data (its `[source]`, `[target]` and
+//! `[val]`: one stage file serves every dataset) into `STAGES/<experiment>-<hash>/seed<S>`, where
+//! STAGES is the stage root (`segda train --stages`, by default `stages/` beside the run's output)
+//! and the hash is of the stage's resolved config without its seed. Every experiment that names
+//! the same stage on the same data shares that directory, so a stage is never trained twice; one
+//! interrupted is resumed by the next run that needs it. The run's resolved config records the
+//! stage's directory (`init_from.run`).
+use super::checkpoint;
+use super::trainer::{train, TrainOptions};
+use crate::config::{Config, InitFrom};
+use crate::error::Result;
+use crate::{methods, ui};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The stage a config starts from, ready to train: its config and its run directory.
+pub struct Pending {
+    cfg: Config,
+    dir: PathBuf,
+}
+
+/// Finds the stage `cfg` starts from (if any) and records its run directory in `cfg`.
+pub fn locate(cfg: &mut Config, stages: &Path) -> Result<Option<Pending>> {
+    let Some(InitFrom::Stage(stage)) = &mut cfg.train.init_from else { return Ok(None) };
+    let mut sets = stage.set.clone();
+    sets.push(format!("train.seed={}", cfg.train.seed));
+    let mut stage_cfg = Config::load(&stage.experiment, &sets)?;
+    stage_cfg.source = cfg.source.clone();
+    stage_cfg.target = cfg.target.clone();
+    stage_cfg.val = cfg.val.clone();
+    let stage_cfg = methods::resolve(stage_cfg)?;
+    let dir = stages.join(id(&stage.experiment, &stage_cfg)).join(format!("seed{}", cfg.train.seed));
+    stage.run = Some(dir.clone());
+    Ok(Some(Pending { cfg: stage_cfg, dir }))
+}
+
+impl Pending {
+    /// Whether the stage's run has reached its end.
+    pub fn finished(&self) -> bool {
+        checkpoint::find(&self.dir, "last").and_then(|c| checkpoint::read_progress(&c).ok()).is_some_and(|p| p.finished)
+    }
+
+    /// Trains the stage unless it is complete (resuming it if it was interrupted); false when it
+    /// was interrupted this time (Ctrl-C), so that nothing after it runs.
+    pub fn ensure(self, opts: &TrainOptions) -> Result<bool> {
+        if self.finished() {
+            return Ok(true);
+        }
+        let resume = checkpoint::find(&self.dir, "last").is_some();
+        ui::note(&format!("{} the stage {} (seed {})", if resume { "resuming" } else { "training" }, self.dir.display(), self.cfg.train.seed));
+        let opts = TrainOptions { out: self.dir, resume, ..opts.clone() };
+        Ok(!train(self.cfg, &opts)?.interrupted)
+    }
+}
+
+/// `<experiment's file stem>-<8 hex digits of the SHA-256 of its resolved config, seed 0>`.
+fn id(experiment: &Path, cfg: &Config) -> String {
+    let mut c = cfg.clone();
+    c.train.seed = 0;
+    let digest = Sha256::digest(c.to_toml().as_bytes());
+    let stem = experiment.file_stem().map_or("stage".into(), |s| s.to_string_lossy().into_owned());
+    format!("{stem}-{}", digest.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>())
+}

@@ -1,0 +1,136 @@
+//! Multi-level region expansion: which classes a target image may contain (image level), its
+//! confident seeds (pixel level), and their growth through pixels related to the same pivot
+//! (region level).
+use crate::data::classes::IGNORE;
+use burn::nn::Linear;
+use burn::prelude::*;
+use std::collections::VecDeque;
+
+/// The image-level category logits of `head` on globally pooled features, [N, K].
+pub(super) fn image_logits(head: &Linear, f: Tensor<4>) -> Tensor<2> {
+    let [n, c, _, _] = f.dims();
+    head.forward(f.mean_dim(3).mean_dim(2).reshape([n, c]))
+}
+
+/// Which classes each target image may contain: w·σ(head) + (1 − w)·min(1, area/area_ref).
+pub fn infer_present(head_prob: Option<&[f32]>, area: &[f32], w: f64, area_ref: f64, threshold: f64) -> Vec<bool> {
+    (0..area.len())
+        .map(|c| {
+            let a = (area[c] as f64 / area_ref).min(1.0);
+            let s = match head_prob {
+                Some(h) => w * h[c] as f64 + (1.0 - w) * a,
+                None => a,
+            };
+            s >= threshold
+        })
+        .collect()
+}
+
+/// Multi-level region expansion on one image (maps [K, h·w] row-major, width `w`):
+/// seeds = pixels whose argmax class is present and confident (image and pixel level); each
+/// seed region grows into 4-neighbours whose relation probability to the same pivot is at least
+/// `grow` (region level). Classes not present never appear.
+pub fn expand_regions(prob: &[f32], relation: &[f32], present: &[bool], w: usize, seed_conf: f32, grow: Option<f32>) -> Vec<u8> {
+    let k = present.len();
+    let hw = prob.len() / k;
+    let mut label = vec![IGNORE; hw];
+    let mut queue = VecDeque::new();
+    for i in 0..hw {
+        let (mut best, mut bp) = (0usize, f32::MIN);
+        for c in 0..k {
+            if prob[c * hw + i] > bp {
+                bp = prob[c * hw + i];
+                best = c;
+            }
+        }
+        if present[best] && bp >= seed_conf {
+            label[i] = best as u8;
+            queue.push_back(i);
+        }
+    }
+    let Some(grow) = grow else { return label };
+    let h = hw / w;
+    while let Some(i) = queue.pop_front() {
+        let c = label[i] as usize;
+        let (x, y) = (i % w, i / w);
+        let mut nb = Vec::with_capacity(4);
+        if x > 0 {
+            nb.push(i - 1);
+        }
+        if x + 1 < w {
+            nb.push(i + 1);
+        }
+        if y > 0 {
+            nb.push(i - w);
+        }
+        if y + 1 < h {
+            nb.push(i + w);
+        }
+        for j in nb {
+            if label[j] == IGNORE && relation[c * hw + j] >= grow {
+                label[j] = c as u8;
+                queue.push_back(j);
+            }
+        }
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2 classes on a 5×3 map; class 1 is confident only at (0,0).
+    fn maps(rel1: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let hw = 15;
+        let mut prob = vec![0f32; 2 * hw];
+        for i in 0..hw {
+            prob[i] = 0.6; // class 0, not confident
+            prob[hw + i] = 0.4;
+        }
+        prob[0] = 0.05;
+        prob[hw] = 0.95;
+        let mut rel = vec![0f32; 2 * hw];
+        for i in 0..hw {
+            rel[hw + i] = rel1[i];
+            rel[i] = 1.0 - rel1[i];
+        }
+        (prob, rel)
+    }
+
+    #[test]
+    fn a_seed_grows_through_its_similar_region_and_stops_at_a_boundary() {
+        // relation to pivot 1: high in the left two columns (a connected region), low elsewhere;
+        // (4,2) is high too but not connected to the seed
+        #[rustfmt::skip]
+        let rel1 = [
+            0.9, 0.8, 0.1, 0.1, 0.1,
+            0.9, 0.7, 0.2, 0.1, 0.1,
+            0.8, 0.9, 0.1, 0.1, 0.9,
+        ];
+        let (prob, rel) = maps(&rel1);
+        let l = expand_regions(&prob, &rel, &[true, true], 5, 0.9, Some(0.6));
+        #[rustfmt::skip]
+        let want = [
+            1, 1, 255, 255, 255,
+            1, 1, 255, 255, 255,
+            1, 1, 255, 255, 255,
+        ];
+        assert_eq!(l, want);
+        // without expansion only the seed is labelled
+        let l = expand_regions(&prob, &rel, &[true, true], 5, 0.9, None);
+        assert_eq!(l.iter().filter(|&&v| v != IGNORE).count(), 1);
+    }
+
+    #[test]
+    fn classes_inferred_absent_never_appear() {
+        let rel1 = [0.9f32; 15];
+        let (prob, rel) = maps(&rel1);
+        let l = expand_regions(&prob, &rel, &[true, false], 5, 0.9, Some(0.6));
+        assert!(l.iter().all(|&v| v == IGNORE), "{l:?}");
+        // presence: head and area fused
+        let present = infer_present(Some(&[0.9, 0.1, 0.9]), &[0.0, 0.5, 0.02], 0.5, 0.01, 0.5);
+        assert_eq!(present, vec![false, true, true]);
+        assert_eq!(infer_present(None, &[0.0, 0.5], 0.5, 0.01, 0.5), vec![false, true]);
+    }
+}
