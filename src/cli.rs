@@ -111,9 +111,12 @@ pub struct SynthArgs {
     /// Number of Cityscapes-layout val images.
     #[arg(long, default_value_t = 100)]
     pub val: usize,
-    /// Size of the domain gap: 0 = target rendered like the GTA5 source, 1 = full camera look.
-    #[arg(long, default_value_t = 1.0)]
-    pub shift: f32,
+    /// The target's domain gap: `camera` (light, colour grading, blur, noise, camera height and
+    /// class colours all change; a number in [0, 1] is its strength, 0 = rendered like the GTA5
+    /// source) or `classwise` (each class's colour and texture change; light, camera and optics
+    /// stay the GTA5 source's).
+    #[arg(long, default_value = "camera")]
+    pub shift: segda::data::synth::style::Shift,
 }
 
 #[derive(Args, Debug)]
@@ -295,6 +298,10 @@ pub struct ReportArgs {
     /// Validation images per run in the prediction grid (0: none).
     #[arg(long, default_value_t = 3)]
     pub images: usize,
+    /// A baseline's runs (e.g. runs/adapt/so_cont): the table printed on stdout gains each
+    /// setting's difference to it, paired by seed (the same starting model), as mean ± std.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
     /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
     /// (built with --features wgpu: Vulkan, Metal or DirectX GPUs; wgpu:cpu = a software driver).
     #[arg(long, default_value = "cpu")]

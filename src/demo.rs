@@ -60,6 +60,12 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
     println!("run directory: {}   ({:.0} s)", run_dir.display(), t0.elapsed().as_secs_f64());
     let page = crate::report::write_report(std::slice::from_ref(&run_dir), &out.join("report.html"), &crate::report::ReportOptions { images: 3, device })?;
     println!("report: {}", page.display());
-    println!("next: segda train --config configs/synth/adaptsegnet.toml --out runs/adaptsegnet (see README)");
+    // the adaptation protocol of docs/benchmarks.md: its configs read the benchmark from data/synth
+    println!("\nnext, the adaptation protocol (a source-only stage per seed, then 400 iterations of the method; docs/benchmarks.md):");
+    if !Path::new("data/synth/synth.json").is_file() {
+        println!("  segda synth --out data/synth");
+    }
+    println!("  segda sweep --config configs/synth/adapt/so_cont.toml --seeds 3 --out runs/adapt/so_cont");
+    println!("  segda sweep --config configs/synth/adapt/adaptsegnet.toml --seeds 3 --out runs/adapt/adaptsegnet --baseline runs/adapt/so_cont");
     Ok(())
 }

@@ -39,6 +39,7 @@ fn protocol(n: u32) -> Result<Protocol> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    use segda::report::compare::Outcome;
     match cli.cmd {
         Cmd::Synth(a) => {
             let opts = segda::data::synth::SynthOptions {
@@ -159,6 +160,12 @@ fn run(cli: Cli) -> Result<i32> {
                 runs.push(segda::report::compare::RunScore::load(&run, "best")?);
             }
             println!("{}", segda::report::compare::markdown(&runs, runs[0].report.protocol));
+            let outcomes = runs.iter().map(|r| Outcome::load(&r.run)).collect::<segda::Result<Vec<_>>>()?;
+            let baseline = match &a.baseline {
+                Some(b) => Some(segda::report::runs::run_dirs(std::slice::from_ref(b))?.iter().map(|d| Outcome::load(d)).collect::<segda::Result<Vec<_>>>()?),
+                None => None,
+            };
+            println!("{}", segda::report::compare::outcome_table(&outcomes, baseline.as_deref()));
             if a.only.is_some() {
                 return Ok(0); // one seed of several: the report waits for the whole sweep
             }
@@ -169,6 +176,15 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Report(a) => {
             let page = segda::report::write_report(&a.runs, &a.out, &segda::report::ReportOptions { images: a.images, device: device(&a.device)? })?;
+            // the runs that have evaluated, as the adaptation tables of docs/benchmarks.md show them
+            let outcomes = |dirs: &[std::path::PathBuf]| -> segda::Result<Vec<Outcome>> {
+                Ok(segda::report::runs::run_dirs(dirs)?.iter().filter(|d| d.join("eval/latest.json").is_file()).map(|d| Outcome::load(d)).collect::<segda::Result<Vec<_>>>()?)
+            };
+            let runs = outcomes(&a.runs)?;
+            if !runs.is_empty() {
+                let baseline = a.baseline.as_ref().map(|b| outcomes(std::slice::from_ref(b))).transpose()?;
+                println!("{}", segda::report::compare::outcome_table(&runs, baseline.as_deref()));
+            }
             println!("wrote {}", page.display());
             Ok(0)
         }

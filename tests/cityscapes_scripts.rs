@@ -57,7 +57,7 @@ fn miou_equals_cityscapesscripts() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let opts = SynthOptions { seed: 3, width: 128, gta5: 0, synthia: 0, city_train: 0, city_val: 6, shift: 1.0 };
+    let opts = SynthOptions { seed: 3, width: 128, gta5: 0, synthia: 0, city_train: 0, city_val: 6, shift: segda::data::synth::style::Shift::Camera(1.0) };
     generate(&data, &opts).unwrap();
     let root = data.join("cityscapes");
     let ds = Dataset::open(DatasetKind::Cityscapes, &root, Split::Val, None).unwrap();

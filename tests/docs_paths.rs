@@ -166,10 +166,6 @@ fn checked_files() -> Vec<PathBuf> {
     collect(&repo().join("docs"), "md", &mut files);
     collect(&repo().join("configs"), "toml", &mut files);
     files.sort();
-    // TODO(design.md): docs/design.md is being rewritten for the new module layout (kernels/, nn/,
-    // optim/, runtime/); it still names files from before the restructure. Remove this filter
-    // once the rewrite lands, so that its paths are checked like every other document's.
-    files.retain(|f| f != Path::new("docs/design.md"));
     files
 }
 
@@ -247,4 +243,42 @@ fn the_scanner_finds_cleans_and_skips_what_it_should() {
     assert!(exists(repo(), "configs/synth/*.toml") && !exists(repo(), "src/*_nothing_.rs"));
     assert_eq!(link_targets("[a](../gpu.md#top) [b](https://x.org/y) [c](#here)"), ["../gpu.md"]);
     assert!(exists(&repo().join("docs/methods"), "../gpu.md"));
+}
+
+/// docs/design.md's map names every folder and file under src/ (a file by its stem, as the map
+/// lists `conv/ (autodiff, dense, …)`; `mod.rs` stands for its folder), and every `NAME.rs` or
+/// `NAME/` it names exists under src/.
+#[test]
+fn the_design_map_matches_the_source_tree() {
+    let design = std::fs::read_to_string(repo().join("docs/design.md")).unwrap();
+    let start = design.find("```\nsrc/\n").expect("docs/design.md has a map starting with src/");
+    let map = &design[start + 4..start + 4 + design[start + 4..].find("```").unwrap()];
+    let words: std::collections::HashSet<&str> = map.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
+    let mut names = std::collections::HashSet::new();
+    let mut missing = Vec::new();
+    fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+        for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
+            f(&e.path());
+            if e.path().is_dir() {
+                walk(&e.path(), f);
+            }
+        }
+    }
+    walk(&repo().join("src"), &mut |p| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        names.insert(name.clone());
+        let stem = name.trim_end_matches(".rs");
+        if name != "mod.rs" && !words.contains(stem) {
+            missing.push(p.strip_prefix(repo()).unwrap().display().to_string());
+        }
+    });
+    assert!(missing.is_empty(), "docs/design.md's map does not name: {missing:?}");
+    // the folders beside src/ (benches/, tests/, …) are named on the map's last lines
+    let outside = ["src/", "benches/", "tests/", "configs/", "docs/", "bench/", "scripts/"];
+    let stale: Vec<&str> = map
+        .split(|c: char| c.is_whitespace() || "(),;:`".contains(c))
+        .filter(|t| t.ends_with(".rs") || (t.len() > 1 && t.ends_with('/') && t[..t.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_')))
+        .filter(|t| !outside.contains(t) && !names.contains(t.trim_end_matches('/')))
+        .collect();
+    assert!(stale.is_empty(), "docs/design.md's map names what src/ does not have: {stale:?}");
 }

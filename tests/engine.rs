@@ -289,7 +289,7 @@ fn t2s_generalisation_never_opens_the_target_and_logs_class_weights() {
     let cfg = tiny_config(&data, &["t2s"], &["method.t2s.domain_generalisation=true", "target.root=\"/nonexistent/target\""]);
     train(cfg, &opts(&run, false, None)).unwrap();
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    assert!(m.contains("\"pull\"") && m.contains("\"seg_style\"") && m.contains("\"w_road\""), "{m}");
+    assert!(m.contains("\"pull\"") && m.contains("\"seg_style\"") && m.contains("\"stat/t2s_weight_road\""), "{m}");
     assert!(!m.contains("\"mix\""), "DG has no mixed target images: {m}");
 }
 

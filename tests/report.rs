@@ -49,6 +49,9 @@ fn fake_run(dir: &Path, method: &str, seed: u64, scale: f64) {
     let miou = per_class.values().flatten().sum::<f64>() / 19.0;
     let r = EvalReport { protocol: Protocol::P19, miou, per_class, pixel_acc: 50.0, pixels: 1000 };
     segda::engine::trainer::write_eval(dir, "best", &r, 300).unwrap();
+    // the last evaluation scores lower than the best: the report shows both, final first
+    let latest = EvalReport { per_class: r.per_class.iter().map(|(n, v)| (n.clone(), v.map(|v| v * 0.9))).collect(), miou: miou * 0.9, ..r };
+    segda::engine::trainer::write_eval(dir, "latest", &latest, 300).unwrap();
 }
 
 #[test]
@@ -88,15 +91,18 @@ fn many_runs_render_grouped_by_method_with_the_best_highlighted() {
     let html = report(&args, 0);
     assert_self_contained(&html);
     assert!(html.contains("12 runs · 3 methods · 19-class protocol"), "{}", &html[..600]);
-    // one mIoU chart (a line per run, dashed past ten colours) and a loss chart per run
-    assert_eq!(html.matches("<svg").count(), 13);
+    // one mIoU chart (a line per run, dashed past ten colours), a loss chart and a chart of the
+    // other scalars (the learning rate) per run
+    assert_eq!(html.matches("<svg").count(), 25);
+    assert!(html.contains("minent/seed4 — other scalars"));
     assert!(html.contains("stroke-dasharray"));
     assert!(html.contains("minent/seed4") && html.contains(">ent_main<"));
     // the adversarial-size term next to the segmentation loss puts the losses on a log axis
     assert!(html.contains("loss (log)"));
     let tables = iou_tables(&html);
-    assert_eq!(tables.len(), 1);
-    let t = tables[0];
+    assert_eq!(tables.len(), 2, "the final and the best checkpoint");
+    assert!(html.find("final checkpoint (no selection on val)").unwrap() < html.find("best checkpoint (selected on val").unwrap());
+    let t = tables[1];
     assert_eq!(t.matches("n = 4").count(), 3);
     assert!(t.contains("±"), "mean ± std over seeds");
     let rows: Vec<&str> = t.split("<tr").skip(2).collect();

@@ -67,7 +67,9 @@ impl Apoda {
     }
 
     /// The attack objective on features `f` (a leaf): the classifier's loss (CE on source,
-    /// entropy on target) plus λ_D × the discriminator's loss for the *other* domain's label.
+    /// entropy on target) plus λ_D × the discriminator's loss for the feature's *own* domain
+    /// label. Ascending it makes D less sure of the true domain: source features move towards
+    /// the target and target features towards the source (the abstract's "towards each other").
     pub fn attack_objective(&self, net: &SegNet, feats: &Feats, f: Tensor<4>, y: Option<&Tensor<3, Int>>, size: [usize; 2]) -> Tensor<1> {
         let mut obj = Tensor::<1>::zeros([1], &f.device());
         if self.p.attack_classifier {
@@ -79,8 +81,8 @@ impl Apoda {
             };
         }
         if self.p.attack_discriminator {
-            let other = if y.is_some() { TARGET } else { SOURCE };
-            obj = obj + self.d.frozen_loss(0, f, other).mul_scalar(self.p.lambda_attack_d);
+            let own = if y.is_some() { SOURCE } else { TARGET };
+            obj = obj + self.d.frozen_loss(0, f, own).mul_scalar(self.p.lambda_attack_d);
         }
         obj
     }
@@ -188,6 +190,39 @@ mod tests {
             let delta = a.perturbation(&net, &f.feats, y, [32, 48]);
             let norms: Vec<f32> = delta.powi_scalar(2).sum_dim(1).sqrt().into_data().iter::<f32>().collect();
             assert!(norms.iter().all(|n| (n - 0.7).abs() < 1e-4), "{norms:?}");
+        }
+    }
+
+    /// The discriminator half of the attack moves each domain's features towards the other:
+    /// after one step, a discriminator that tells the domains apart is less sure of each
+    /// feature's true domain. (Ascending D's loss on the *other* domain's label, as the first
+    /// reconstruction did, pushes the domains apart and fails this.)
+    #[test]
+    fn the_discriminator_attack_lowers_the_true_domains_probability() {
+        let d = Device::flex().autodiff();
+        let (net, cfg) = tiny(&d);
+        let p = Params { epsilon: 0.5, steps: 1, attack_classifier: false, attack_discriminator: true, ..Default::default() };
+        let mut a = Apoda::new(p, cfg.feature_channels(), &d);
+        let (x, y) = input(&d);
+        let (fs, ft) = (Forward::run(&net, x.clone()).feats, Forward::run(&net, x.flip([3]).mul_scalar(-1.0)).feats);
+        // a discriminator trained to tell these source features from these target ones
+        for _ in 0..10 {
+            a.d.remember(0, fs.main.clone(), ft.main.clone());
+            a.d.update(1e-3, "");
+        }
+        let p_domain = |f: Tensor<4>, label: f32| -> f64 {
+            let p = burn::tensor::activation::sigmoid(a.d.levels[0].d.clone().no_grad().forward(f)).mean();
+            let p = value(&p);
+            if label == SOURCE { 1.0 - p } else { p }
+        };
+        for (feats, y, label) in [(&fs, Some(&y), SOURCE), (&ft, None, TARGET)] {
+            let before = p_domain(feats.main.clone(), label);
+            assert!(before > 0.55, "the discriminator should know the domain first: p = {before}");
+            let delta = a.perturbation(&net, feats, y, [32, 48]);
+            let after = p_domain(feats.main.clone() + delta.clone(), label);
+            assert!(after < before, "p(true domain) {before} -> {after}");
+            // and the opposite step is the one that makes D surer
+            assert!(p_domain(feats.main.clone() - delta, label) > before);
         }
     }
 

@@ -136,6 +136,12 @@ pub struct After<'a> {
 
 pub type Terms = Vec<(String, Tensor<1>)>;
 
+/// The logged name of a scalar that is not a loss (a coverage, a class weight): the report
+/// charts these apart from the losses.
+pub fn stat(name: &str) -> String {
+    format!("stat/{name}")
+}
+
 pub trait Method {
     fn name(&self) -> &'static str;
     fn needs(&self) -> Needs;
@@ -158,7 +164,8 @@ pub trait Method {
     fn eval_now(&self) -> bool {
         false
     }
-    /// Update the method's own modules (discriminators, EMA teachers) after the network's step.
+    /// Update the method's own modules (discriminators, EMA teachers) after the network's step;
+    /// returns scalars to log: their losses by name, anything else named with [`stat`].
     fn after_step(&mut self, _after: &mut After) -> Result<Vec<(String, f64)>> {
         Ok(vec![])
     }

@@ -179,11 +179,9 @@ pub fn outcome_table(runs: &[Outcome], baseline: Option<&[Outcome]>) -> String {
         out.push_str(&format!(" final − {b} (paired) |"));
         rule.push_str("---|");
     }
-    out.push_str(" s / iteration (data) |
-");
+    out.push_str(" s / iteration (data) |\n");
     out.push_str(&rule);
-    out.push_str("---|
-");
+    out.push_str("---|\n");
     for (g, mut rs) in groups {
         rs.sort_by_key(|r| r.seed);
         let last: Vec<f64> = rs.iter().map(|r| r.last).collect();
@@ -256,6 +254,6 @@ mod tests {
         let t = outcome_table(&runs, Some(&base));
         assert!(t.contains("final − so_cont (paired)"), "{t}");
         // seeds 1 and 2 pair up: gains 2 and 3; seed 3 has no baseline run
-        assert!(t.contains("| apoda | 3 | 28.33 ± 19.14 | 29.33 ± 19.14 | 12.0 / 13.0, 23.0 / 24.0, 50.0 / 51.0* | 2.50 ± 0.71 | 0.500 (0.100) |"), "{t}");
+        assert!(t.contains("| apoda | 3 | 28.33 ± 19.55 | 29.33 ± 19.55 | 12.0 / 13.0, 23.0 / 24.0, 50.0 / 51.0* | 2.50 ± 0.71 | 0.500 (0.100) |"), "{t}");
     }
 }

@@ -53,13 +53,12 @@ pub fn protocol(runs: &[RunData]) -> Protocol {
 /// The page; `grids` is empty (no image section) or holds one entry per run.
 pub fn render(runs: &[RunData], grids: &[Grid]) -> String {
     let p = protocol(runs);
-    let scores: Vec<RunScore> = runs.iter().filter_map(|r| r.best.clone()).collect();
     let methods: std::collections::BTreeSet<String> = runs.iter().map(|r| r.method()).collect();
     let mut h = String::new();
     let _ = write!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>segda report</title><style>{CSS}</style></head><body>");
     let _ = write!(
         h,
-        "<h1>segda report</h1><p class=\"sub\">{} run{} · {} method{} · {}-class protocol · <a href=\"#iou\">per-class IoU</a> · <a href=\"#curves\">curves</a>{}</p>",
+        "<h1>segda report</h1><p class=\"sub\">{} run{} · {} method{} · {}-class protocol · <a href=\"#iou-latest\">per-class IoU</a> · <a href=\"#curves\">curves</a>{}</p>",
         runs.len(),
         if runs.len() == 1 { "" } else { "s" },
         methods.len(),
@@ -68,10 +67,14 @@ pub fn render(runs: &[RunData], grids: &[Grid]) -> String {
         if grids.is_empty() { "" } else { " · <a href=\"#images\">images</a>" }
     );
 
-    let _ = write!(h, "<h2 id=\"iou\">Per-class IoU (%), best checkpoint, mean ± std over seeds</h2>");
-    if scores.is_empty() {
-        h.push_str(r#"<p class="none">No evaluation yet: no run has <code>eval/best.json</code>.</p>"#);
-    } else {
+    // the last evaluation first: the best one is selected on the validation set (optimistic)
+    for (which, title) in [("latest", "final checkpoint (no selection on val)"), ("best", "best checkpoint (selected on val: optimistic)")] {
+        let scores: Vec<RunScore> = runs.iter().filter_map(|r| if which == "best" { r.best.clone() } else { r.latest.clone() }).collect();
+        let _ = write!(h, "<h2 id=\"iou-{which}\">Per-class IoU (%), {title}, mean ± std over seeds</h2>");
+        if scores.is_empty() {
+            let _ = write!(h, r#"<p class="none">No evaluation yet: no run has <code>eval/{which}.json</code>.</p>"#);
+            continue;
+        }
         for &q in p.reported() {
             let _ = write!(h, "<h3>{q} classes</h3>{}", class_table(&scores, q));
         }
@@ -87,6 +90,9 @@ pub fn render(runs: &[RunData], grids: &[Grid]) -> String {
     for r in runs {
         let chart = loss_chart(r).unwrap_or_else(|| format!(r#"<p class="none">{}: no training logged yet.</p>"#, esc(&r.label)));
         let _ = write!(h, r#"<div class="card">{chart}</div>"#);
+        if let Some(chart) = stats_chart(r) {
+            let _ = write!(h, r#"<div class="card">{chart}</div>"#);
+        }
     }
     h.push_str("</div>");
 
@@ -127,6 +133,22 @@ fn loss_chart(r: &RunData) -> Option<String> {
     let log_y = positive && hi / lo > 30.0;
     let title = format!("{} — training losses", r.label);
     let c = Chart { title: &title, x_label: "iteration", y_label: "loss", log_y, y_from: None, width: 660.0, height: 260.0 };
+    svg::line_chart(&c, &series)
+}
+
+/// A run's other scalars (learning rates, the methods' statistics), on their own axes.
+fn stats_chart(r: &RunData) -> Option<String> {
+    let series: Vec<Series> = r
+        .stats
+        .iter()
+        .enumerate()
+        .map(|(i, (name, pts))| Series { name: name.trim_start_matches("stat/").to_string(), colour: svg::colour(i).into(), points: pts.clone(), style: if pts.len() > 20 { Style::Line } else { Style::Markers } })
+        .collect();
+    let vals = || r.stats.values().flatten().map(|p| p.1).filter(|v| v.is_finite());
+    let (lo, hi) = vals().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let log_y = vals().all(|v| v > 0.0) && hi / lo > 30.0;
+    let title = format!("{} — other scalars", r.label);
+    let c = Chart { title: &title, x_label: "iteration", y_label: "value", log_y, y_from: None, width: 660.0, height: 260.0 };
     svg::line_chart(&c, &series)
 }
 

@@ -14,10 +14,16 @@ pub struct RunData {
     pub cfg: Config,
     /// Loss term → (iteration, value), one value per iteration (a resumed run's latest).
     pub losses: BTreeMap<String, Vec<(f64, f64)>>,
+    /// The other logged scalars (learning rates, the methods' `stat/…`), likewise.
+    pub stats: BTreeMap<String, Vec<(f64, f64)>>,
+    /// Mean seconds per iteration and of them waiting for data, over the logged windows.
+    pub seconds: Option<(f64, f64)>,
     /// (iteration, mIoU) of every logged evaluation.
     pub miou: Vec<(f64, f64)>,
     /// `eval/best.json`, if the run has evaluated.
     pub best: Option<RunScore>,
+    /// `eval/latest.json`: the last evaluation, with no selection on the validation set.
+    pub latest: Option<RunScore>,
     /// `checkpoints/last/progress.json`, if the run has saved a checkpoint.
     pub progress: Option<Progress>,
 }
@@ -26,6 +32,8 @@ impl RunData {
     pub fn load(dir: &Path, label: String) -> Result<RunData> {
         let cfg = Config::load(&dir.join("config.toml"), &[])?;
         let mut losses: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+        let mut stats: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+        let mut times = Vec::new();
         let mut miou: BTreeMap<u64, f64> = BTreeMap::new();
         // a run that has not logged yet has no metrics file: empty curves, not an error
         let lines = if dir.join("metrics.jsonl").is_file() { read_metrics(dir)? } else { Vec::new() };
@@ -34,9 +42,15 @@ impl RunData {
             match v["kind"].as_str() {
                 Some("train") => {
                     for (k, x) in v.as_object().into_iter().flatten() {
-                        if let (false, Some(x)) = (["iter", "kind", "lr"].contains(&k.as_str()), x.as_f64()) {
-                            losses.entry(k.clone()).or_default().insert(it, x);
-                        }
+                        let Some(x) = x.as_f64() else { continue };
+                        match scalar_kind(k) {
+                            Scalar::Loss => losses.entry(k.clone()).or_default().insert(it, x),
+                            Scalar::Stat => stats.entry(k.clone()).or_default().insert(it, x),
+                            Scalar::Other => None,
+                        };
+                    }
+                    if let (Some(a), Some(b)) = (v["time_iter_s"].as_f64(), v["time_data_s"].as_f64()) {
+                        times.push((a, b));
                     }
                 }
                 Some("eval") => {
@@ -47,15 +61,49 @@ impl RunData {
                 _ => {}
             }
         }
-        let best = if dir.join("eval/best.json").is_file() { Some(RunScore::load(dir, "best")?) } else { None };
+        let score = |which: &str| -> Result<Option<RunScore>> {
+            Ok(if dir.join(format!("eval/{which}.json")).is_file() { Some(RunScore::load(dir, which)?) } else { None })
+        };
+        let n = times.len() as f64;
+        let seconds = (n > 0.0).then(|| (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n));
         let progress = checkpoint::find(dir, "last").map(|c| checkpoint::read_progress(&c)).transpose()?;
         let points = |m: BTreeMap<u64, f64>| m.into_iter().map(|(i, v)| (i as f64, v)).collect();
-        Ok(RunData { dir: dir.to_path_buf(), label, cfg, losses: losses.into_iter().map(|(k, m)| (k, points(m))).collect(), miou: points(miou), best, progress })
+        let curves = |c: BTreeMap<String, BTreeMap<u64, f64>>| c.into_iter().map(|(k, m)| (k, points(m))).collect();
+        Ok(RunData {
+            dir: dir.to_path_buf(),
+            label,
+            cfg,
+            losses: curves(losses),
+            stats: curves(stats),
+            seconds,
+            miou: points(miou),
+            best: score("best")?,
+            latest: score("latest")?,
+            progress,
+        })
     }
 
     /// The setting's label (the grouping `compare` uses).
     pub fn method(&self) -> String {
         self.cfg.label()
+    }
+}
+
+enum Scalar {
+    Loss,
+    Stat,
+    Other,
+}
+
+/// What a training row's key holds: a loss term, a scalar that is not a loss (learning rates and
+/// the methods' `stat/…`, see `methods::method::stat`), or bookkeeping.
+fn scalar_kind(key: &str) -> Scalar {
+    if ["iter", "kind"].contains(&key) || key.starts_with("time_") {
+        Scalar::Other
+    } else if key.starts_with("lr") || key.starts_with("stat/") {
+        Scalar::Stat
+    } else {
+        Scalar::Loss
     }
 }
 

@@ -28,9 +28,10 @@ pub fn class_table(runs: &[RunScore], protocol: Protocol) -> String {
     h
 }
 
-/// Every run: method, seed, how far it got, and its best evaluation (or that it has none).
+/// Every run: method, seed, how far it got, its final and best evaluations (or that it has
+/// none), and its cost in seconds per iteration.
 pub fn runs_table(runs: &[RunData], protocol: Protocol) -> String {
-    let mut h = String::from(r#"<table class="runs"><thead><tr><th>run</th><th>method</th><th>seed</th><th>iterations</th><th>best mIoU</th><th>pixel acc.</th><th>directory</th></tr></thead><tbody>"#);
+    let mut h = String::from(r#"<table class="runs"><thead><tr><th>run</th><th>method</th><th>seed</th><th>iterations</th><th>final mIoU</th><th>best mIoU</th><th>pixel acc. (best)</th><th>s / iteration (data)</th><th>directory</th></tr></thead><tbody>"#);
     for r in runs {
         let done = match &r.progress {
             Some(p) => format!("{} / {}{}", p.iter, r.cfg.train.iters, if p.finished { " ✓" } else { "" }),
@@ -40,7 +41,16 @@ pub fn runs_table(runs: &[RunData], protocol: Protocol) -> String {
             Some(b) => (format!("{:.2} <small>@ {}</small>", miou_under(&b.report, protocol), b.iter), format!("{:.2}", b.report.pixel_acc)),
             None => (r#"<span class="none">no evaluation yet</span>"#.to_string(), "–".to_string()),
         };
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{done}</td><td>{miou}</td><td>{acc}</td><td><code>{}</code></td></tr>", esc(&r.label), esc(&r.method()), r.cfg.train.seed, esc(&r.dir.display().to_string()));
+        let last = r.latest.as_ref().map_or("–".to_string(), |l| format!("{:.2} <small>@ {}</small>", miou_under(&l.report, protocol), l.iter));
+        let time = r.seconds.map_or("–".to_string(), |(it, data)| format!("{it:.3} ({data:.3})"));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{done}</td><td>{last}</td><td>{miou}</td><td>{acc}</td><td>{time}</td><td><code>{}</code></td></tr>",
+            esc(&r.label),
+            esc(&r.method()),
+            r.cfg.train.seed,
+            esc(&r.dir.display().to_string())
+        );
     }
     h.push_str("</tbody></table>");
     h

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use raster::Canvas;
 use std::path::Path;
-use style::{Domain, Style};
+use style::{Domain, Shift, Style};
 
 /// What to generate. Sizes are of the stored images (the real datasets' aspect ratios).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -26,13 +26,13 @@ pub struct SynthOptions {
     pub synthia: usize,
     pub city_train: usize,
     pub city_val: usize,
-    /// 0 = target looks like the GTA5 source, 1 = the full camera look.
-    pub shift: f32,
+    /// The target's domain gap.
+    pub shift: Shift,
 }
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions { seed: 0, width: 256, gta5: 500, synthia: 400, city_train: 500, city_val: 100, shift: 1.0 }
+        SynthOptions { seed: 0, width: 256, gta5: 500, synthia: 400, city_train: 500, city_val: 100, shift: Shift::Camera(1.0) }
     }
 }
 
@@ -63,7 +63,7 @@ pub fn render(domain: Domain, opts: &SynthOptions, index: usize) -> (RgbImage, C
         Domain::Cityscapes => opts.city_size(),
     };
     let style = match domain {
-        Domain::Cityscapes => Style::target(opts.shift),
+        Domain::Cityscapes => Style::target_of(opts.shift),
         d => Style::game(d),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);

@@ -3,8 +3,13 @@
 //! The target ("camera") style differs from the game styles the way Cityscapes differs from
 //! GTA5/SYNTHIA: overcast grey light instead of sun, desaturated and darker surfaces, camera blur,
 //! sensor noise and vignetting, other class colours (grey buildings, dark vegetation, pale sky,
-//! blue signs) and other object statistics. `shift` interpolates every parameter between the
-//! game style (0) and the camera style (1), so the size of the gap is one number.
+//! blue signs) and other object statistics. `Shift::Camera(k)` interpolates every parameter
+//! between the game style (0) and the camera style (1), so the size of the gap is one number.
+//!
+//! `Shift::Classwise` is another kind of gap: the same light, camera and optics as GTA5, but each
+//! class looks different in the target (brick facades, autumn vegetation, reddish asphalt, slate
+//! sidewalks, pastel cars, green signs, other surface textures), so a network has to carry over
+//! shapes and context instead of undoing one global colour, blur and noise change.
 use super::noise;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -49,6 +54,47 @@ pub struct Style {
     pub ego_hood: bool,
     /// Car colours to draw from.
     pub car_colors: Vec<[f32; 3]>,
+    /// Per class, a multiplier of its fine texture's amplitude.
+    pub class_texture: [f32; 19],
+}
+
+/// The domain gap of the target images.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Shift {
+    /// The camera look at a strength: 0 = the target rendered like GTA5, 1 = the full look.
+    Camera(f32),
+    /// Class-wise appearance with the game's light, camera and optics.
+    Classwise,
+}
+
+impl std::str::FromStr for Shift {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Shift, String> {
+        match s {
+            "camera" => Ok(Shift::Camera(1.0)),
+            "classwise" => Ok(Shift::Classwise),
+            _ => match s.parse::<f32>() {
+                Ok(k) if (0.0..=1.0).contains(&k) => Ok(Shift::Camera(k)),
+                _ => Err(format!("`{s}`: expected camera, classwise or a camera strength in [0, 1]")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Shift {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Shift::Camera(k) if *k == 1.0 => f.write_str("camera"),
+            Shift::Camera(k) => write!(f, "{k}"),
+            Shift::Classwise => f.write_str("classwise"),
+        }
+    }
+}
+
+impl serde::Serialize for Shift {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
 }
 
 const GTA_BASE: [[f32; 3]; 19] = [
@@ -63,6 +109,14 @@ const SYNTHIA_BASE: [[f32; 3]; 19] = [
     [0.34, 0.32, 0.30], [0.12, 0.12, 0.12], [0.85, 0.85, 0.85], [0.26, 0.48, 0.16], [0.50, 0.55, 0.28],
     [0.55, 0.70, 0.92], [0.55, 0.35, 0.30], [0.30, 0.30, 0.60], [0.60, 0.15, 0.45], [0.70, 0.70, 0.70],
     [0.85, 0.40, 0.10], [0.60, 0.60, 0.65], [0.20, 0.15, 0.15], [0.25, 0.45, 0.35],
+];
+
+/// The class-wise target: every class's colour moved (trainId order as above).
+const CLASSWISE_BASE: [[f32; 3]; 19] = [
+    [0.50, 0.36, 0.32], [0.36, 0.42, 0.52], [0.62, 0.32, 0.24], [0.40, 0.46, 0.40], [0.30, 0.34, 0.50],
+    [0.62, 0.55, 0.20], [0.30, 0.20, 0.45], [0.10, 0.65, 0.30], [0.66, 0.48, 0.14], [0.62, 0.52, 0.34],
+    [0.70, 0.74, 0.86], [0.30, 0.55, 0.60], [0.65, 0.55, 0.30], [0.80, 0.70, 0.75], [0.50, 0.40, 0.60],
+    [0.30, 0.65, 0.62], [0.45, 0.55, 0.80], [0.60, 0.52, 0.40], [0.70, 0.45, 0.60],
 ];
 
 const CITY_BASE: [[f32; 3]; 19] = [
@@ -99,6 +153,7 @@ impl Style {
                 [0.75, 0.10, 0.10], [0.10, 0.25, 0.70], [0.90, 0.85, 0.80], [0.10, 0.55, 0.20],
                 [0.95, 0.70, 0.10], [0.15, 0.15, 0.15], [0.55, 0.10, 0.55],
             ],
+            class_texture: [1.0; 19],
         }
     }
 
@@ -127,6 +182,31 @@ impl Style {
                 [0.20, 0.20, 0.22], [0.55, 0.56, 0.58], [0.80, 0.80, 0.82], [0.12, 0.14, 0.25],
                 [0.35, 0.10, 0.10], [0.30, 0.32, 0.30],
             ],
+            class_texture: [1.0; 19],
+        }
+    }
+
+    /// The class-wise target: GTA5's light, camera, optics and object statistics; other colours
+    /// and textures per class.
+    pub fn classwise() -> Style {
+        let mut class_texture = [1.0; 19];
+        // smooth asphalt and vegetation, rough paving and brick facades
+        for (tid, k) in [(0, 0.3), (1, 2.2), (2, 2.8), (3, 0.4), (8, 0.45), (9, 1.8)] {
+            class_texture[tid] = k;
+        }
+        Style {
+            base: CLASSWISE_BASE,
+            car_colors: vec![[0.85, 0.75, 0.80], [0.65, 0.85, 0.80], [0.90, 0.88, 0.65], [0.70, 0.75, 0.92], [0.55, 0.70, 0.55]],
+            class_texture,
+            ..Style::game(Domain::Gta5)
+        }
+    }
+
+    /// The target style of a shift.
+    pub fn target_of(shift: Shift) -> Style {
+        match shift {
+            Shift::Camera(k) => Style::target(k),
+            Shift::Classwise => Style::classwise(),
         }
     }
 
@@ -157,6 +237,7 @@ impl Style {
             green: l(a.green, b.green),
             ego_hood: shift >= 0.5,
             car_colors: if shift >= 0.5 { b.car_colors } else { a.car_colors },
+            class_texture: a.class_texture,
         }
     }
 
@@ -189,6 +270,37 @@ impl Style {
             10 => (0.0, 1.0, 1),
             _ => (0.08, 4.0, 2),
         };
-        1.0 + self.texture * amp * 2.0 * noise::fbm(s * freq, t * freq, oct, seed)
+        1.0 + self.texture * self.class_texture[tid] * amp * 2.0 * noise::fbm(s * freq, t * freq, oct, seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifts_parse_and_print_back() {
+        for (text, shift) in [("camera", Shift::Camera(1.0)), ("classwise", Shift::Classwise), ("0.5", Shift::Camera(0.5)), ("1", Shift::Camera(1.0))] {
+            assert_eq!(text.parse::<Shift>().unwrap(), shift);
+            assert_eq!(shift.to_string().parse::<Shift>().unwrap(), shift);
+        }
+        assert!("1.5".parse::<Shift>().unwrap_err().contains("classwise"));
+        assert!("sideways".parse::<Shift>().is_err());
+    }
+
+    /// The class-wise gap changes what each class looks like and nothing about light, camera,
+    /// optics or layout.
+    #[test]
+    fn the_classwise_target_differs_from_the_source_by_class_only() {
+        let (src, tgt) = (Style::game(Domain::Gta5), Style::classwise());
+        for tid in 0..19 {
+            let d: f32 = (0..3).map(|c| (src.base[tid][c] - tgt.base[tid][c]).abs()).sum();
+            assert!(d > 0.15, "class {tid} keeps its colour");
+        }
+        assert!(tgt.car_colors.iter().all(|c| !src.car_colors.contains(c)));
+        let optics = |s: &Style| (s.saturation, s.contrast, s.brightness, s.tint, s.sun, s.blur, s.noise, s.vignette, s.texture);
+        let camera = |s: &Style| (s.cam_height, s.horizon, s.focal, s.depth, s.density, s.green, s.ego_hood);
+        assert_eq!(optics(&src), optics(&tgt));
+        assert_eq!(camera(&src), camera(&tgt));
     }
 }

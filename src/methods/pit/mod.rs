@@ -17,10 +17,10 @@ use regions::image_logits;
 use super::adversarial::Discriminators;
 use super::self_training::{teacher_template, Ema, Teacher};
 use super::state::{load_module, load_optim, save_module, save_optim};
-use super::method::{After, Method, Needs, Step, Terms};
+use super::method::{stat, After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
-use crate::error::{Error, IoContext, Result};
+use crate::error::Result;
 use crate::nn::losses::{cross_entropy, probs, upsample};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -104,7 +104,11 @@ pub struct Pit {
     d: Discriminators,
     /// Share of target pixels pseudo-labelled in the last batch (logged).
     coverage: f64,
+    /// The pseudo-labels' model, frozen (or averaged) together: the network, the image head and
+    /// the pivots as they were at `pseudo_start`.
     teacher: Teacher,
+    teacher_head: Ema<Linear>,
+    teacher_pivots: Option<Pivots>,
     model: crate::model::ModelConfig,
     device: Device,
 }
@@ -120,6 +124,8 @@ impl Pit {
             d: Discriminators::output_space(1, NUM_CLASSES, super::adversarial::Gan::Vanilla, device),
             coverage: 0.0,
             teacher: Ema::new(),
+            teacher_head: Ema::new(),
+            teacher_pivots: None,
             model: cfg.model.clone(),
             device: device.clone(),
             p,
@@ -173,19 +179,24 @@ impl Method for Pit {
             self.d.remember(0, ms, mt);
         }
         if self.p.pseudo_labels && step.it >= self.p.pseudo_start {
-            // the predictions that make the pseudo-labels (no gradient): the teacher's — the
-            // network at `pseudo_start` (its first update copies), then its EMA — or the network's own
-            let (logits, feats) = if self.p.teacher_alpha > 0.0 {
-                self.teacher.update(step.net, self.p.teacher_alpha);
+            // the model that makes the pseudo-labels (no gradient), one and the same for its
+            // logits, relation maps and image-level presence: the teacher — network, image head
+            // and pivots as they were at `pseudo_start` (the first update copies), then their EMA
+            // — or, without a teacher, the current network's own
+            let (logits, feats, head, pivots) = if self.p.teacher_alpha > 0.0 {
+                let a = self.p.teacher_alpha;
+                self.teacher.update(step.net, a);
+                self.teacher_head.update(&self.head, a);
+                self.teacher_pivots = Some(Pivots::follow(self.teacher_pivots.take(), &self.pivots, a));
                 let f = self.teacher.get().features(tgt.x.clone().inner());
-                (self.teacher.get().classify_main(&f), f.main)
+                (self.teacher.get().classify_main(&f), f.main, self.teacher_head.get().valid(), self.teacher_pivots.as_ref().expect("just set"))
             } else {
-                (t.logits.main.clone().inner(), t.feats.main.clone().inner())
+                (t.logits.main.clone().inner(), t.feats.main.clone().inner(), self.head.valid(), &self.pivots)
             };
             let [n, _, h, w] = logits.dims();
             let pt: Vec<f32> = probs(logits).into_data().iter::<f32>().collect();
-            let rel: Vec<f32> = probs(self.pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect();
-            let head: Option<Vec<f32>> = self.p.image_head.then(|| sigmoid(image_logits(&self.head.valid(), feats)).into_data().iter::<f32>().collect());
+            let rel: Vec<f32> = probs(pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect();
+            let head: Option<Vec<f32>> = self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
             let mut kept = 0usize;
@@ -220,28 +231,31 @@ impl Method for Pit {
         }
         let mut out = if self.p.relation_adv { self.d.update(a.lr_d, "pit_") } else { vec![] };
         if self.p.pseudo_labels {
-            out.push(("pit_coverage".to_string(), self.coverage));
+            out.push((stat("pit_coverage"), self.coverage));
         }
         Ok(out)
     }
     fn save(&self, dir: &Path) -> Result<()> {
         save_module(&self.head, dir, "image_head")?;
         save_optim(&self.head_opt, dir, "image_head_optim")?;
-        let p = dir.join("pivots.json");
-        std::fs::write(&p, serde_json::to_string(&(&self.pivots.rows, &self.pivots.seen)).expect("json")).at(&p)?;
+        self.pivots.save(&dir.join("pivots.json"))?;
         if self.teacher.net.is_some() {
             self.teacher.save(dir, "teacher")?;
+            self.teacher_head.save(dir, "teacher_image_head")?;
+            self.teacher_pivots.as_ref().expect("set with the teacher").save(&dir.join("teacher_pivots.json"))?;
         }
         self.d.save(dir)
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
         self.head = load_module(self.head.clone(), dir, "image_head")?;
         load_optim(&mut self.head_opt, || crate::optim::sgd(&self.train), dir, "image_head_optim")?;
-        let p = dir.join("pivots.json");
-        let text = std::fs::read_to_string(&p).at(&p)?;
-        (self.pivots.rows, self.pivots.seen) = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        self.pivots.load(&dir.join("pivots.json"))?;
         if dir.join("teacher.bpk").is_file() {
             self.teacher.load(dir, "teacher", teacher_template(&self.model, &self.device)?)?;
+            self.teacher_head.load(dir, "teacher_image_head", self.head.valid())?;
+            let mut pv = self.pivots.clone();
+            pv.load(&dir.join("teacher_pivots.json"))?;
+            self.teacher_pivots = Some(pv);
         }
         self.d.load(dir)
     }
@@ -312,8 +326,16 @@ mod tests {
         // the network moves; a frozen teacher (α = 1) does not
         let moved = SegNet::new(&cfg.model, &d).unwrap();
         assert_ne!(w(&moved), at_start);
+        let (head_at_start, pivots_at_start) = (pit.head.weight.val().into_data(), pit.pivots.rows.clone());
+        assert_eq!(pit.teacher_head.get().weight.val().into_data(), head_at_start);
+        assert_eq!(pit.teacher_pivots.as_ref().unwrap().rows, pivots_at_start);
+        // the student's image head and pivots move too; the pseudo-labels' model keeps them
+        pit.head.weight = pit.head.weight.clone().map(|t| t.add_scalar(0.5));
         names(&mut pit, &moved, 4);
+        assert_ne!(pit.pivots.rows, pivots_at_start, "the source batch moves the student's pivots");
         assert_eq!(w(pit.teacher.get()), at_start);
+        assert_eq!(pit.teacher_head.get().weight.val().into_data(), head_at_start);
+        assert_eq!(pit.teacher_pivots.as_ref().unwrap().rows, pivots_at_start);
         // and it is saved and restored with the method's state
         let dir = std::env::temp_dir().join(format!("segda-pit-teacher-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -321,6 +343,8 @@ mod tests {
         let mut again = Pit::new(Params { pseudo_start: 3, teacher_alpha: 1.0, ..Default::default() }, &cfg, &d);
         again.load(&dir).unwrap();
         assert_eq!(w(again.teacher.get()), at_start);
+        assert_eq!(again.teacher_head.get().weight.val().into_data(), head_at_start);
+        assert_eq!(again.teacher_pivots.as_ref().unwrap().rows, pivots_at_start);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -2,9 +2,12 @@
 //! centroids — and the pixel–pivot relation maps computed from them.
 use crate::data::classes::NUM_CLASSES;
 use crate::methods::ass::class_mean_features;
+use crate::error::{Error, IoContext, Result};
 use burn::prelude::*;
+use std::path::Path;
 
 /// [K, C] pivots (rows of unseen classes stay zero) and whether each was seen.
+#[derive(Clone)]
 pub(super) struct Pivots {
     pub(super) rows: Vec<Vec<f32>>,
     pub(super) seen: Vec<bool>,
@@ -29,6 +32,40 @@ impl Pivots {
         let pn = pv.clone() / pv.powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
         let rel = pn.unsqueeze_dim::<3>(0).expand([n, NUM_CLASSES, c]).matmul(fn_.reshape([n, c, h * w]));
         rel.reshape([n, NUM_CLASSES, h, w]).div_scalar(temperature)
+    }
+
+    /// The teacher's pivots after `student`'s: a copy the first time, then θ ← a·θ + (1 − a)·θ_s
+    /// (a = 1: frozen), as the teacher network's weights move.
+    pub(super) fn follow(teacher: Option<Pivots>, student: &Pivots, a: f64) -> Pivots {
+        match teacher {
+            None => student.clone(),
+            Some(t) if a >= 1.0 => t,
+            Some(mut t) => {
+                let a = a as f32;
+                for (tr, sr) in t.rows.iter_mut().zip(&student.rows) {
+                    for (p, &x) in tr.iter_mut().zip(sr) {
+                        *p = a * *p + (1.0 - a) * x;
+                    }
+                }
+                t.seen = student.seen.clone();
+                t
+            }
+        }
+    }
+
+    /// As JSON: the rows and which classes were seen.
+    pub(super) fn save(&self, p: &Path) -> Result<()> {
+        std::fs::write(p, serde_json::to_string(&(&self.rows, &self.seen)).expect("json")).at(p)
+    }
+
+    pub(super) fn load(&mut self, p: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(p).at(p)?;
+        let (rows, seen): (Vec<Vec<f32>>, Vec<bool>) = serde_json::from_str(&text).map_err(|e| Error::format(p, e.to_string()))?;
+        if rows.len() != NUM_CLASSES || seen.len() != NUM_CLASSES || rows.iter().any(|r| r.len() != self.channels) {
+            return Err(Error::format(p, format!("expected {NUM_CLASSES} pivots of {} channels", self.channels)));
+        }
+        (self.rows, self.seen) = (rows, seen);
+        Ok(())
     }
 
     /// Fold the class means of a labelled batch's features in (a class's first mean sets it).

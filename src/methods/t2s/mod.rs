@@ -20,7 +20,7 @@ use pull::{pick, rows, sample, sample_per_class};
 use super::self_training::{self, Ema, SelfTrain};
 use super::stylize::{self, Image, StyleKind, Stylizer};
 use super::state::{load_module, load_optim, save_module, save_optim};
-use super::method::{After, Method, Needs, Step, Terms};
+use super::method::{stat, After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::NUM_CLASSES;
 use crate::error::{Error, IoContext, Result};
@@ -242,7 +242,7 @@ impl Method for T2s {
         }
         // the class weights over time (metrics.jsonl, TensorBoard)
         let names = crate::data::classes::CLASS_NAMES;
-        Ok(self.weights.weights(self.p.gamma).iter().zip(names).zip(&self.weights.seen).filter(|(_, &s)| s).map(|((w, n), _)| (format!("w_{n}"), *w as f64)).collect())
+        Ok(self.weights.weights(self.p.gamma).iter().zip(names).zip(&self.weights.seen).filter(|(_, &s)| s).map(|((w, n), _)| (stat(&format!("t2s_weight_{n}")), *w as f64)).collect())
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
