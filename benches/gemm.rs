@@ -6,8 +6,18 @@ use std::time::Instant;
 
 /// (m, k, n): C[m × n] = A[m × k] · B[k × n], row-major. Kept in step with bench/torch_gemm.py.
 const SHAPES: [(usize, usize, usize); 12] = [
-    (64, 576, 8192), (128, 1152, 2048), (256, 2304, 2048), (256, 1024, 2048), (1024, 256, 2048), (512, 4608, 2048),
-    (512, 2048, 2048), (2048, 512, 2048), (2304, 256, 2048), (256, 2048, 2304), (4608, 512, 2048), (512, 2048, 4608),
+    (64, 576, 8192),
+    (128, 1152, 2048),
+    (256, 2304, 2048),
+    (256, 1024, 2048),
+    (1024, 256, 2048),
+    (512, 4608, 2048),
+    (512, 2048, 2048),
+    (2048, 512, 2048),
+    (2304, 256, 2048),
+    (256, 2048, 2304),
+    (4608, 512, 2048),
+    (512, 2048, 4608),
 ];
 
 fn main() {
@@ -20,7 +30,27 @@ fn main() {
             let t = Instant::now();
             // SAFETY: the three buffers hold the row-major extents passed
             unsafe {
-                gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::Rayon(0));
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
             }
             best = best.min(t.elapsed().as_secs_f64());
         }

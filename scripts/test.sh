@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite (CI runs exactly this): unit and integration tests, with
+# The test suite (CI runs exactly this): rustfmt and clippy, unit and integration tests, with
 # - the evaluation-equality test against cityscapesscripts, installed into a throwaway virtualenv
 #   under target/ on first use;
 # - the GPU-path suite (tests/gpu.rs) on burn's wgpu backend over Mesa's software Vulkan driver
@@ -23,4 +23,9 @@ fi
 # wgpu:cpu = the CPU adapter lavapipe offers; the Vulkan loader wants a runtime directory
 export SEGDA_TEST_DEVICE=${SEGDA_TEST_DEVICE:-wgpu:cpu} SEGDA_REQUIRE_GPU_TESTS=1
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+# formatting, then clippy on the very build the tests run (clippy-driver compiles this crate, rustc
+# its dependencies: no second compilation), every rustc and clippy warning an error
+if command -v rustup >/dev/null; then rustup component add rustfmt clippy >/dev/null 2>&1 || true; fi
+cargo fmt --check
+export RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver" CLIPPY_ARGS=-Dwarnings
 cargo test --release --features wgpu-unfused "$@"

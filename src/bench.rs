@@ -3,11 +3,11 @@
 //! `bench/torch_reference.py` times the identical PyTorch networks and steps; `bench/compare.sh`
 //! runs both and prints the ratios.
 use crate::config::Config;
-use crate::optim;
 use crate::engine::step::{iterate, Learner, Outcome};
 use crate::error::{Error, Result};
 use crate::methods::{self, DomainBatch, Needs};
 use crate::model::SegNet;
+use crate::optim;
 use burn::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
@@ -80,7 +80,8 @@ fn config(net: Net, step: StepKind) -> Result<Config> {
 /// A deterministic batch: smooth images and labels over all 19 classes (some ignored).
 fn batch(n: usize, [h, w]: [usize; 2], seed: f32, device: &Device) -> DomainBatch {
     let x: Vec<f32> = (0..n * 3 * h * w).map(|i| ((i as f32) * 0.001 + seed).sin() * 50.0).collect();
-    let y: Vec<i64> = (0..n * h * w).map(|i| if i % 31 == 0 { 255 } else { ((i / w / 16 + i % w / 16) % 19) as i64 }).collect();
+    let y: Vec<i64> =
+        (0..n * h * w).map(|i| if i % 31 == 0 { 255 } else { ((i / w / 16 + i % w / 16) % 19) as i64 }).collect();
     DomainBatch {
         x: Tensor::from_data(TensorData::new(x, [n, 3, h, w]), device),
         y: Some(Tensor::from_data(TensorData::new(y, [n, h, w]), device)),
@@ -157,9 +158,17 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
         let tgt = batch(o.batch, size, 1.0, &device);
         for i in 0..o.warmup + o.iters {
             let t = Instant::now();
-            match iterate(net, &mut Learner { optim: &mut opt, methods: &mut methods, needs, cfg: &cfg }, i as u64, Some(&src), needs.target.then_some(&tgt))? {
+            match iterate(
+                net,
+                &mut Learner { optim: &mut opt, methods: &mut methods, needs, cfg: &cfg },
+                i as u64,
+                Some(&src),
+                needs.target.then_some(&tgt),
+            )? {
                 Outcome::Stepped { net: n, .. } => net = n,
-                Outcome::NonFinite { term, value } => return Err(Error::Other(format!("bench: loss {term} = {value}"))),
+                Outcome::NonFinite { term, value } => {
+                    return Err(Error::Other(format!("bench: loss {term} = {value}")))
+                }
             }
             sync(&device);
             if i >= o.warmup {
@@ -169,7 +178,16 @@ fn time_row(net_kind: Net, step: StepKind, o: &BenchOptions) -> Result<Row> {
     }
     let min_s = times.iter().copied().fold(f64::INFINITY, f64::min);
     let device_mib = o.device.memory_pool_usage().map(|u| u.bytes_reserved as f64 / 1048576.0);
-    Ok(Row { net: net_kind, step, batch: o.batch, size, median_s: median(times), min_s, peak_rss_mib: peak_rss(), device_mib })
+    Ok(Row {
+        net: net_kind,
+        step,
+        batch: o.batch,
+        size,
+        median_s: median(times),
+        min_s,
+        peak_rss_mib: peak_rss(),
+        device_mib,
+    })
 }
 
 /// Times every (network, step) on a worker of the compute pool, as training runs.
@@ -188,7 +206,10 @@ pub fn run(o: &BenchOptions, mut on_row: impl FnMut(&Row) + Send) -> Result<Vec<
 }
 
 pub fn header() -> String {
-    format!("{:<13} {:<6} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10}", "net", "step", "batch", "size", "median s", "min s", "peak MiB", "GPU MiB")
+    format!(
+        "{:<13} {:<6} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "net", "step", "batch", "size", "median s", "min s", "peak MiB", "GPU MiB"
+    )
 }
 
 /// The name a value has on the command line (`--net mobilenet_v2`).
@@ -217,7 +238,16 @@ mod tests {
     #[test]
     fn every_step_kind_runs_on_a_small_network() {
         // the timing numbers are not tested (no timings in unit tests); that each step runs is
-        let o = BenchOptions { nets: vec![Net::MobilenetV2], steps: vec![StepKind::Train, StepKind::Adapt, StepKind::Apoda, StepKind::Infer], batch: 1, train_size: [32, 64], infer_size: [32, 64], warmup: 0, iters: 1, device: Device::flex() };
+        let o = BenchOptions {
+            nets: vec![Net::MobilenetV2],
+            steps: vec![StepKind::Train, StepKind::Adapt, StepKind::Apoda, StepKind::Infer],
+            batch: 1,
+            train_size: [32, 64],
+            infer_size: [32, 64],
+            warmup: 0,
+            iters: 1,
+            device: Device::flex(),
+        };
         let rows = run(&o, |_| {}).unwrap();
         assert_eq!(rows.len(), 4);
         assert!(rows.iter().all(|r| r.median_s > 0.0));

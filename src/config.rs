@@ -31,7 +31,18 @@ pub struct DataConfig {
 
 impl DataConfig {
     fn new(kind: DatasetKind, root: &str, split: Split, resize: [u32; 2]) -> Self {
-        DataConfig { kind, root: root.into(), split, list: None, subset: None, subset_seed: 0, subset_rest: false, resize: Some(resize), crop: None, flip: false }
+        DataConfig {
+            kind,
+            root: root.into(),
+            split,
+            list: None,
+            subset: None,
+            subset_seed: 0,
+            subset_rest: false,
+            resize: Some(resize),
+            crop: None,
+            flip: false,
+        }
     }
 }
 
@@ -47,7 +58,10 @@ impl DataConfig {
         };
         if ds.is_empty() {
             let rest = if self.subset_rest { ", subset_rest: the images the draw leaves out" } else { "" };
-            return Err(Error::format(&self.root, format!("no images selected (subset = {}{rest}) of the {total} images", self.subset.unwrap_or(0))));
+            return Err(Error::format(
+                &self.root,
+                format!("no images selected (subset = {}{rest}) of the {total} images", self.subset.unwrap_or(0)),
+            ));
         }
         Ok(ds)
     }
@@ -229,7 +243,53 @@ impl Config {
         if matches!(&cfg.model.init, Some(crate::model::Init::File(p)) if unset(p)) {
             cfg.model.init = None;
         }
+        cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Every numeric key with a domain is inside it (a batch of 0 or a negative learning rate
+    /// is a config error naming the key, not a crash deep inside training).
+    fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        let check = |ok: bool, key: &str, what: String| if ok { Ok(()) } else { Err(Error::config(key, what)) };
+        let finite_at_least =
+            |v: f64, lo: f64, key: &str| check(v.is_finite() && v >= lo, key, format!("{v}: must be a number ≥ {lo}"));
+        check(t.iters >= 1, "train.iters", "0: must be at least 1".into())?;
+        check(t.max_iters >= 1, "train.max_iters", "0: must be at least 1 (the poly schedule's horizon)".into())?;
+        check(t.batch >= 1, "train.batch", "0: must be at least 1".into())?;
+        check(t.log_every >= 1, "train.log_every", "0: must be at least 1".into())?;
+        finite_at_least(t.lr, 0.0, "train.lr")?;
+        finite_at_least(t.lr_d, 0.0, "train.lr_d")?;
+        finite_at_least(t.weight_decay, 0.0, "train.weight_decay")?;
+        finite_at_least(t.power, 0.0, "train.power")?;
+        finite_at_least(t.seg_aux_weight, 0.0, "train.seg_aux_weight")?;
+        check(
+            t.momentum.is_finite() && (0.0..1.0).contains(&t.momentum),
+            "train.momentum",
+            format!("{}: must be in [0, 1)", t.momentum),
+        )?;
+        check(
+            t.head_lr_mult.is_finite() && t.head_lr_mult > 0.0,
+            "train.head_lr_mult",
+            format!("{}: must be > 0", t.head_lr_mult),
+        )?;
+        check(
+            self.model.width_mult.is_finite() && self.model.width_mult > 0.0,
+            "model.width_mult",
+            format!("{}: must be > 0", self.model.width_mult),
+        )?;
+        for (name, d) in [("source", &self.source), ("target", &self.target), ("val", &self.val)] {
+            for (key, size) in [("resize", d.resize), ("crop", d.crop)] {
+                if let Some([w, h]) = size {
+                    check(
+                        w >= 1 && h >= 1,
+                        &format!("{name}.{key}"),
+                        format!("[{w}, {h}]: both sides must be at least 1"),
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The setting's label: `name`, or the methods joined with '+'.
@@ -246,12 +306,16 @@ impl Config {
     /// key is an error naming it.
     pub fn method_params<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> Result<T> {
         let table = self.method.get(name).cloned().unwrap_or_default();
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| Error::config(format!("method.{name}.{}", e.path()), e.into_inner().to_string()))
+        serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| Error::config(format!("method.{name}.{}", e.path()), e.into_inner().to_string()))
     }
 
     /// `[method.NAME]` checked and completed with every default, so the resolved config in a
     /// run directory states each constant the run used.
-    pub fn complete_method_params<T: Serialize + for<'de> Deserialize<'de> + Default>(&mut self, name: &str) -> Result<()> {
+    pub fn complete_method_params<T: Serialize + for<'de> Deserialize<'de> + Default>(
+        &mut self,
+        name: &str,
+    ) -> Result<()> {
         let params: T = self.method_params(name)?;
         if let toml::Value::Table(t) = toml::Value::try_from(&params).expect("params serialise") {
             self.method.insert(name.to_string(), t);
@@ -265,16 +329,21 @@ impl Config {
 /// key by key, any other value replaced), so a file states only what differs.
 fn read_with_bases(path: &Path, chain: &mut Vec<PathBuf>) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path).at(path)?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| Error::format(path, format!("not valid TOML: {}", e.message())))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| Error::format(path, format!("not valid TOML: {}", e.message())))?;
     // a stage's experiment is named relative to this file, as `base` is; made absolute, so that
     // the config dumped into a run directory still names it
     let dir = path.parent().unwrap_or(Path::new("."));
-    if let Some(toml::Value::String(exp)) = table.get_mut("train").and_then(|t| t.get_mut("init_from")).and_then(|i| i.get_mut("experiment")) {
+    if let Some(toml::Value::String(exp)) =
+        table.get_mut("train").and_then(|t| t.get_mut("init_from")).and_then(|i| i.get_mut("experiment"))
+    {
         let joined = dir.join(&*exp);
         *exp = joined.canonicalize().unwrap_or(joined).to_string_lossy().into_owned();
     }
     let Some(base) = table.remove("base") else { return Ok(table) };
-    let toml::Value::String(base) = base else { return Err(Error::format(path, "`base` must be a path string, e.g. base = \"source_only.toml\"")) };
+    let toml::Value::String(base) = base else {
+        return Err(Error::format(path, "`base` must be a path string, e.g. base = \"source_only.toml\""));
+    };
     let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if chain.contains(&key) {
         return Err(Error::format(path, format!("`base` chain loops back to this file (via {base})")));
@@ -394,7 +463,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("adapt")).unwrap();
         std::fs::write(dir.path().join("so.toml"), "methods = [\"source_only\"]\n").unwrap();
-        std::fs::write(dir.path().join("adapt/cont.toml"), "base = \"../so.toml\"\n[train]\ninit_from = { experiment = \"../so.toml\" }\n").unwrap();
+        std::fs::write(
+            dir.path().join("adapt/cont.toml"),
+            "base = \"../so.toml\"\n[train]\ninit_from = { experiment = \"../so.toml\" }\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("adapt/m.toml"), "base = \"cont.toml\"\nmethods = [\"minent\"]\n").unwrap();
         let c = Config::load(&dir.path().join("adapt/m.toml"), &[]).unwrap();
         let Some(InitFrom::Stage(st)) = &c.train.init_from else { panic!("{:?}", c.train.init_from) };
@@ -409,7 +482,10 @@ mod tests {
     fn a_base_file_is_merged_under_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
-        w("a.toml", "methods = [\"source_only\"]\n[train]\niters = 800\nlr = 0.003\n[method.minent]\nlambda_ent_main = 0.5\n");
+        w(
+            "a.toml",
+            "methods = [\"source_only\"]\n[train]\niters = 800\nlr = 0.003\n[method.minent]\nlambda_ent_main = 0.5\n",
+        );
         w("b.toml", "base = \"a.toml\"\nmethods = [\"minent\"]\n[train]\niters = 400\n");
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         w("sub/c.toml", "base = \"../b.toml\"\n[method.minent]\nlambda_ent_aux = 0.1\n");
@@ -430,10 +506,35 @@ mod tests {
         assert!(Config::load(&dir.path().join("g.toml"), &[]).unwrap_err().to_string().contains("path string"));
     }
 
+    /// Values outside their domain are refused with the key (a batch of 0 panicked in a loader
+    /// thread before).
+    #[test]
+    fn out_of_domain_numbers_are_config_errors_naming_the_key() {
+        for (set, key) in [
+            ("train.batch=0", "train.batch"),
+            ("train.iters=0", "train.iters"),
+            ("train.max_iters=0", "train.max_iters"),
+            ("train.lr=-0.1", "train.lr"),
+            ("train.lr=nan", "train.lr"),
+            ("train.momentum=1.0", "train.momentum"),
+            ("train.log_every=0", "train.log_every"),
+            ("train.head_lr_mult=0", "train.head_lr_mult"),
+            ("model.width_mult=0", "model.width_mult"),
+            ("source.resize=[0, 10]", "source.resize"),
+        ] {
+            let mut table = toml::Table::new();
+            apply_override(&mut table, set).unwrap();
+            let e = Config::from_table(table).unwrap_err().to_string();
+            assert!(e.contains(key), "{set}: {e}");
+        }
+        let mut table = toml::Table::new();
+        apply_override(&mut table, "train.lr=0").unwrap();
+        assert!(Config::from_table(table).is_ok(), "lr = 0 (nothing moves) is allowed");
+    }
+
     #[test]
     fn the_dump_reads_back_identically() {
-        let mut c = Config::default();
-        c.methods = vec!["adaptsegnet".into()];
+        let c = Config { methods: vec!["adaptsegnet".into()], ..Default::default() };
         let back = Config::from_table(toml::from_str(&c.to_toml()).unwrap()).unwrap();
         assert_eq!(back, c);
     }

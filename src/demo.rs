@@ -26,27 +26,35 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
         format!("val.root=\"{}\"", data.join("cityscapes").display()),
     ];
     match weights::fetch(&weights::MOBILENET_V2) {
-        Ok(_) => overrides.push("model.init=\"imagenet\"".into()),
+        Ok(_) => {} // the shipped config starts from them
         Err(e) => {
             ui::warn(&format!("{e}\n  training MobileNetV2 from scratch instead (expect a lower mIoU); run `segda fetch-weights` when online"));
-            overrides.push("model.bn=\"train\"".into());
+            overrides.extend(["model.init=\"none\"".into(), "model.bn=\"train\"".into()]);
         }
     }
     if let Some(n) = iters {
         overrides.push(format!("train.iters={n}"));
     }
-    let mut table: toml::Table = toml::from_str(SOURCE_ONLY_TOML).map_err(|e| Error::Other(format!("built-in config: {e}")))?;
+    let mut table: toml::Table =
+        toml::from_str(SOURCE_ONLY_TOML).map_err(|e| Error::Other(format!("built-in config: {e}")))?;
     for o in &overrides {
         crate::config::apply_override(&mut table, o)?;
     }
     let cfg = Config::from_table(table)?;
     let run_dir = out.join("runs").join("source_only");
-    ui::note(&format!("2/3 training source-only MobileNetV2-DeepLab for {} iterations on GTA5-like data", cfg.train.iters));
-    let previous = crate::engine::checkpoint::find(&run_dir, "last").and_then(|c| crate::engine::checkpoint::read_progress(&c).ok());
+    ui::note(&format!(
+        "2/3 training source-only MobileNetV2-DeepLab for {} iterations on GTA5-like data",
+        cfg.train.iters
+    ));
+    let previous = crate::engine::checkpoint::find(&run_dir, "last")
+        .and_then(|c| crate::engine::checkpoint::read_progress(&c).ok());
     if previous.as_ref().is_some_and(|p| p.finished) {
         ui::note(&format!("the demo run in {} is complete; showing its evaluation", run_dir.display()));
     } else {
-        let summary = train(cfg, &TrainOptions { resume: previous.is_some(), ..TrainOptions::new(run_dir.clone(), device.clone()) })?;
+        let summary = train(
+            cfg,
+            &TrainOptions { resume: previous.is_some(), ..TrainOptions::new(run_dir.clone(), device.clone()) },
+        )?;
         if summary.interrupted {
             ui::note(&format!("stopped; continue with: segda demo --out {}", out.display()));
             return Ok(());
@@ -58,7 +66,11 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
     println!("\nSource-only on the synthetic target (Cityscapes-like val), per-class IoU:\n{}", last.report.table());
     println!("best mIoU {:.2} at iteration {}", best.report.miou, best.iter);
     println!("run directory: {}   ({:.0} s)", run_dir.display(), t0.elapsed().as_secs_f64());
-    let page = crate::report::write_report(std::slice::from_ref(&run_dir), &out.join("report.html"), &crate::report::ReportOptions { images: 3, device })?;
+    let page = crate::report::write_report(
+        std::slice::from_ref(&run_dir),
+        &out.join("report.html"),
+        &crate::report::ReportOptions { images: 3, device },
+    )?;
     println!("report: {}", page.display());
     // the adaptation protocol of docs/benchmarks.md: its configs read the benchmark from data/synth
     println!("\nnext, the adaptation protocol (a source-only stage per seed, then 400 iterations of the method; docs/benchmarks.md):");

@@ -72,10 +72,14 @@ fn run(cli: Cli) -> Result<i32> {
             let cfg = if a.resume && a.config.is_none() {
                 Config::load(&a.out.join("config.toml"), &a.set)?
             } else {
-                let c = a.config.as_ref().ok_or_else(|| anyhow!("--config is required (or --resume with an existing --out)"))?;
+                let c = a
+                    .config
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("--config is required (or --resume with an existing --out)"))?;
                 Config::load(c, &a.set)?
             };
-            let mut opts = trainer::TrainOptions { resume: a.resume, ..trainer::TrainOptions::new(&a.out, device(&a.device)?) };
+            let mut opts =
+                trainer::TrainOptions { resume: a.resume, ..trainer::TrainOptions::new(&a.out, device(&a.device)?) };
             if let Some(dir) = &a.stages {
                 opts.stages = dir.clone();
             }
@@ -87,7 +91,11 @@ fn run(cli: Cli) -> Result<i32> {
             }
             let s = segda::engine::train(cfg, &opts)?;
             if s.interrupted {
-                println!("stopped at iteration {}; continue with: segda train --out {} --resume", s.iters, a.out.display());
+                println!(
+                    "stopped at iteration {}; continue with: segda train --out {} --resume",
+                    s.iters,
+                    a.out.display()
+                );
                 return Ok(130);
             }
             if let Some(r) = &s.last {
@@ -104,14 +112,36 @@ fn run(cli: Cli) -> Result<i32> {
             let dev = device(&a.device)?;
             let net = load_run_net(&cfg, &a.run, &a.checkpoint, &dev)?;
             let ds = image_folder(&a.input)?;
-            let spec = EvalSpec { resize: cfg.val.resize, normalize: cfg.model.normalize(), protocol: cfg.eval.protocol, limit: 0, progress: true };
+            let spec = EvalSpec {
+                resize: cfg.val.resize,
+                normalize: cfg.model.normalize(),
+                protocol: cfg.eval.protocol,
+                limit: 0,
+                progress: true,
+            };
             let (label_ids, color) = if !a.labelids && !a.color { (true, true) } else { (a.labelids, a.color) };
-            evaluate(&net, &ds, &spec, &dev, Some(Export { dir: &a.out, label_ids, color }))?;
-            println!("wrote predictions of {} images to {}", ds.len(), a.out.display());
-            Ok(0)
+            let failures = std::cell::RefCell::new(Vec::new());
+            let export = Export { dir: &a.out, label_ids, color, failures: Some(&failures) };
+            evaluate(&net, &ds, &spec, &dev, Some(export))?;
+            let failures = failures.into_inner();
+            for f in &failures {
+                eprintln!("error: {f}");
+            }
+            println!(
+                "wrote predictions of {} of {} images to {}",
+                ds.len() - failures.len(),
+                ds.len(),
+                a.out.display()
+            );
+            Ok(if failures.is_empty() { 0 } else { 1 })
         }
         Cmd::Import(a) => {
-            let cfg = segda::model::ModelConfig { backbone: a.arch, stride_in_1x1: !a.torchvision, multi_level: a.multi_level && a.arch != segda::model::BackboneKind::Vgg16, ..Default::default() };
+            let cfg = segda::model::ModelConfig {
+                backbone: a.arch,
+                stride_in_1x1: !a.torchvision,
+                multi_level: a.multi_level && a.arch != segda::model::BackboneKind::Vgg16,
+                ..Default::default()
+            };
             let dev = burn::prelude::Device::flex();
             let net = segda::model::SegNet::new(&cfg, &dev)?;
             let (net, report) = segda::model::import::load_weights(net, &a.from, &cfg)?;
@@ -145,14 +175,23 @@ fn run(cli: Cli) -> Result<i32> {
                 let mut set = a.set.clone();
                 set.push(format!("train.seed={seed}"));
                 let cfg = Config::load(&a.config, &set)?;
-                let done = checkpoint::find(&run, "last").and_then(|c| checkpoint::read_progress(&c).ok()).is_some_and(|p| p.finished);
+                let done = checkpoint::find(&run, "last")
+                    .and_then(|c| checkpoint::read_progress(&c).ok())
+                    .is_some_and(|p| p.finished);
                 if done {
                     eprintln!("{}: already complete", run.display());
                 } else {
                     let resume = checkpoint::find(&run, "last").is_some();
                     eprintln!("{}: seed {seed}{}", run.display(), if resume { " (resuming)" } else { "" });
                     let stages = a.stages.clone().unwrap_or_else(|| trainer::default_stages(&a.out));
-                    let s = segda::engine::train(cfg, &trainer::TrainOptions { resume, stages, ..trainer::TrainOptions::new(&run, device(&a.device)?) })?;
+                    let s = segda::engine::train(
+                        cfg,
+                        &trainer::TrainOptions {
+                            resume,
+                            stages,
+                            ..trainer::TrainOptions::new(&run, device(&a.device)?)
+                        },
+                    )?;
                     if s.interrupted {
                         return Ok(130);
                     }
@@ -162,7 +201,12 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", segda::report::compare::markdown(&runs, runs[0].report.protocol));
             let outcomes = runs.iter().map(|r| Outcome::load(&r.run)).collect::<segda::Result<Vec<_>>>()?;
             let baseline = match &a.baseline {
-                Some(b) => Some(segda::report::runs::run_dirs(std::slice::from_ref(b))?.iter().map(|d| Outcome::load(d)).collect::<segda::Result<Vec<_>>>()?),
+                Some(b) => Some(
+                    segda::report::runs::run_dirs(std::slice::from_ref(b))?
+                        .iter()
+                        .map(|d| Outcome::load(d))
+                        .collect::<segda::Result<Vec<_>>>()?,
+                ),
                 None => None,
             };
             println!("{}", segda::report::compare::outcome_table(&outcomes, baseline.as_deref()));
@@ -170,15 +214,27 @@ fn run(cli: Cli) -> Result<i32> {
                 return Ok(0); // one seed of several: the report waits for the whole sweep
             }
             let dirs: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
-            let page = segda::report::write_report(&dirs, &a.out.join("report.html"), &segda::report::ReportOptions { images: 3, device: device(&a.device)? })?;
+            let page = segda::report::write_report(
+                &dirs,
+                &a.out.join("report.html"),
+                &segda::report::ReportOptions { images: 3, device: device(&a.device)? },
+            )?;
             println!("report: {}", page.display());
             Ok(0)
         }
         Cmd::Report(a) => {
-            let page = segda::report::write_report(&a.runs, &a.out, &segda::report::ReportOptions { images: a.images, device: device(&a.device)? })?;
+            let page = segda::report::write_report(
+                &a.runs,
+                &a.out,
+                &segda::report::ReportOptions { images: a.images, device: device(&a.device)? },
+            )?;
             // the runs that have evaluated, as the adaptation tables of docs/benchmarks.md show them
             let outcomes = |dirs: &[std::path::PathBuf]| -> segda::Result<Vec<Outcome>> {
-                Ok(segda::report::runs::run_dirs(dirs)?.iter().filter(|d| d.join("eval/latest.json").is_file()).map(|d| Outcome::load(d)).collect::<segda::Result<Vec<_>>>()?)
+                segda::report::runs::run_dirs(dirs)?
+                    .iter()
+                    .filter(|d| d.join("eval/latest.json").is_file())
+                    .map(|d| Outcome::load(d))
+                    .collect::<segda::Result<Vec<_>>>()
             };
             let runs = outcomes(&a.runs)?;
             if !runs.is_empty() {
@@ -197,11 +253,18 @@ fn bench(a: cli::BenchArgs) -> Result<i32> {
     use segda::bench::{self, BenchOptions, Net, StepKind};
     let size = |s: &str| -> Result<[usize; 2]> {
         let (h, w) = s.split_once('x').ok_or_else(|| anyhow!("size `{s}`: expected HEIGHTxWIDTH, e.g. 512x1024"))?;
-        Ok([h.trim().parse().map_err(|_| anyhow!("size `{s}`: bad height"))?, w.trim().parse().map_err(|_| anyhow!("size `{s}`: bad width"))?])
+        Ok([
+            h.trim().parse().map_err(|_| anyhow!("size `{s}`: bad height"))?,
+            w.trim().parse().map_err(|_| anyhow!("size `{s}`: bad width"))?,
+        ])
     };
     let o = BenchOptions {
         nets: if a.nets.is_empty() { vec![Net::MobilenetV2, Net::Resnet101] } else { a.nets.clone() },
-        steps: if a.steps.is_empty() { vec![StepKind::Train, StepKind::Adapt, StepKind::Apoda, StepKind::Infer] } else { a.steps.clone() },
+        steps: if a.steps.is_empty() {
+            vec![StepKind::Train, StepKind::Adapt, StepKind::Apoda, StepKind::Infer]
+        } else {
+            a.steps.clone()
+        },
         batch: a.batch,
         train_size: size(&a.train_size)?,
         infer_size: size(&a.infer_size)?,
@@ -220,7 +283,8 @@ fn bench(a: cli::BenchArgs) -> Result<i32> {
 
 /// The network of a run with the weights of one of its checkpoints, ready for inference.
 fn load_run_net(cfg: &Config, run: &Path, which: &str, dev: &burn::prelude::Device) -> Result<segda::model::SegNet> {
-    let ck = checkpoint::find(run, which).ok_or_else(|| anyhow!("{}: no `{which}` checkpoint (has the run evaluated yet?)", run.display()))?;
+    let ck = checkpoint::find(run, which)
+        .ok_or_else(|| anyhow!("{}: no `{which}` checkpoint (has the run evaluated yet?)", run.display()))?;
     let mut c = cfg.clone();
     c.model.init = None;
     c.train.init_from = None;
@@ -231,6 +295,9 @@ fn load_run_net(cfg: &Config, run: &Path, which: &str, dev: &burn::prelude::Devi
 }
 
 /// A folder of images as an unlabelled dataset (searched recursively).
+/// The images under `dir`, each named by its path below `dir` without the extension (and
+/// Cityscapes' `_leftImg8bit`), so that predictions of a/x.png and b/x.png do not collide; two
+/// files that differ only in their extension keep it (x_jpg).
 fn image_folder(dir: &Path) -> Result<Dataset> {
     let mut items = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -239,13 +306,28 @@ fn image_folder(dir: &Path) -> Result<Dataset> {
             let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_ascii_lowercase().as_str())) {
-                let name = p.file_stem().unwrap_or_default().to_string_lossy().trim_end_matches("_leftImg8bit").to_string();
+            } else if p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_ascii_lowercase().as_str()))
+            {
+                let rel = p.strip_prefix(dir).unwrap_or(&p).with_extension("");
+                let name = rel.to_string_lossy().trim_end_matches("_leftImg8bit").to_string();
                 items.push(segda::data::layout::Item { name, image: p, label: None });
             }
         }
     }
     items.sort_by(|a, b| a.image.cmp(&b.image));
+    let mut count = std::collections::HashMap::new();
+    for it in &items {
+        *count.entry(it.name.clone()).or_insert(0) += 1;
+    }
+    for it in &mut items {
+        if count[&it.name] > 1 {
+            let ext = it.image.extension().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
+            it.name = format!("{}_{ext}", it.name);
+        }
+    }
     if items.is_empty() {
         bail!("{}: no .png/.jpg images found", dir.display());
     }
@@ -276,9 +358,22 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
     }
     let (cfg, nets, what) = if let Some(run) = a.run.first() {
         let cfg = Config::load(&run.join("config.toml"), &[])?;
-        let nets = a.run.iter().map(|r| load_run_net(&Config::load(&r.join("config.toml"), &[])?, r, &a.checkpoint, &dev)).collect::<Result<Vec<_>>>()?;
+        let nets = a
+            .run
+            .iter()
+            .map(|r| load_run_net(&Config::load(&r.join("config.toml"), &[])?, r, &a.checkpoint, &dev))
+            .collect::<Result<Vec<_>>>()?;
         let names: Vec<String> = a.run.iter().map(|r| r.display().to_string()).collect();
-        (cfg, nets, format!("{} ({} checkpoint{})", names.join(" + "), a.checkpoint, if a.ensemble { ", ensemble" } else { "" }))
+        (
+            cfg,
+            nets,
+            format!(
+                "{} ({} checkpoint{})",
+                names.join(" + "),
+                a.checkpoint,
+                if a.ensemble { ", ensemble" } else { "" }
+            ),
+        )
     } else if let Some(w) = &a.weights {
         let mut cfg = match &a.config {
             Some(c) => Config::load(c, &[])?,
@@ -308,9 +403,11 @@ fn eval(a: cli::EvalArgs) -> Result<i32> {
         None => cfg.eval.protocol,
     };
     let ds = trainer::open_dataset(&val)?;
-    let spec = EvalSpec { resize: val.resize, normalize: cfg.model.normalize(), protocol: p, limit: 0, progress: !a.json };
-    let export = a.save.as_ref().map(|d| Export { dir: d.as_path(), label_ids: true, color: true });
-    let conf = segda::eval::runner::evaluate_ensemble(&nets, &ds, &spec, &dev, export)?.ok_or_else(|| anyhow!("{}: these images have no labels to score against", val.root.display()))?;
+    let spec =
+        EvalSpec { resize: val.resize, normalize: cfg.model.normalize(), protocol: p, limit: 0, progress: !a.json };
+    let export = a.save.as_ref().map(|d| Export { dir: d.as_path(), label_ids: true, color: true, failures: None });
+    let conf = segda::eval::runner::evaluate_ensemble(&nets, &ds, &spec, &dev, export)?
+        .ok_or_else(|| anyhow!("{}: these images have no labels to score against", val.root.display()))?;
     let r = conf.report(p);
     print_report(&r, a.json, &format!("{what} on {} ({})", val.root.display(), val.split.as_str()));
     if !a.json {

@@ -57,7 +57,15 @@ fn miou_equals_cityscapesscripts() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let opts = SynthOptions { seed: 3, width: 128, gta5: 0, synthia: 0, city_train: 0, city_val: 6, shift: segda::data::synth::style::Shift::Camera(1.0) };
+    let opts = SynthOptions {
+        seed: 3,
+        width: 128,
+        gta5: 0,
+        synthia: 0,
+        city_train: 0,
+        city_val: 6,
+        shift: segda::data::synth::style::Shift::Camera(1.0),
+    };
     generate(&data, &opts).unwrap();
     let root = data.join("cityscapes");
     let ds = Dataset::open(DatasetKind::Cityscapes, &root, Split::Val, None).unwrap();
@@ -79,7 +87,12 @@ fn miou_equals_cityscapesscripts() {
         .env("CITYSCAPES_EXPORT_DIR", &export)
         .output()
         .unwrap();
-    assert!(out.status.success(), "cityscapesscripts failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cityscapesscripts failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let theirs = read_json(&export.join("resultPixelLevelSemanticLabeling.json"));
     let avg = theirs["averageScoreClasses"].as_f64().unwrap();
     assert!((ours.miou / 100.0 - avg).abs() < 1e-6, "segda {} vs cityscapesscripts {}", ours.miou / 100.0, avg);

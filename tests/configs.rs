@@ -12,7 +12,8 @@ fn every_shipped_config_is_valid() {
             if p.extension().is_some_and(|e| e == "toml") {
                 let cfg = Config::load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 let cfg = segda::methods::resolve(cfg).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                segda::methods::build(&cfg, &burn::prelude::Device::flex().autodiff()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                segda::methods::build(&cfg, &burn::prelude::Device::flex().autodiff())
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 let net = segda::model::SegNet::new(&cfg.model, &burn::prelude::Device::flex());
                 assert!(net.is_ok(), "{}: {:?}", p.display(), net.err());
                 n += 1;

@@ -72,7 +72,8 @@ fn bad_inputs_are_errors_that_name_the_file() {
     assert!(e.contains("nowhere"), "{e}");
     // empty split
     std::fs::create_dir_all(data.join("cityscapes/leftImg8bit/test/x")).unwrap();
-    let e = Dataset::open(DatasetKind::Cityscapes, &data.join("cityscapes"), Split::Test, None).unwrap_err().to_string();
+    let e =
+        Dataset::open(DatasetKind::Cityscapes, &data.join("cityscapes"), Split::Test, None).unwrap_err().to_string();
     assert!(e.contains("no images"), "{e}");
     // truncated label
     let gta = open(DatasetKind::Gta5, &data.join("gta5"), Split::All);
@@ -95,15 +96,25 @@ fn bad_inputs_are_errors_that_name_the_file() {
     assert!(e.contains("16-bit RGB") && e.contains("LABELS"), "{e}");
     // label/image size mismatch: an error for Cityscapes, a resize with a warning for GTA5
     let cs = open(DatasetKind::Cityscapes, &data.join("cityscapes"), Split::Train);
-    segda::data::io::write_gray8(cs.items[0].label.as_ref().unwrap(), &image::GrayImage::from_pixel(10, 7, image::Luma([7]))).unwrap();
+    segda::data::io::write_gray8(
+        cs.items[0].label.as_ref().unwrap(),
+        &image::GrayImage::from_pixel(10, 7, image::Luma([7])),
+    )
+    .unwrap();
     let e = cs.load(0).unwrap_err().to_string();
     assert!(e.contains("labelIds.png") && e.contains("10x7"), "{e}");
-    segda::data::io::write_palette(gta.items[3].label.as_ref().unwrap(), &image::GrayImage::from_pixel(70, 40, image::Luma([7])), &[[0, 0, 0]; 34]).unwrap();
+    segda::data::io::write_palette(
+        gta.items[3].label.as_ref().unwrap(),
+        &image::GrayImage::from_pixel(70, 40, image::Luma([7])),
+        &[[0, 0, 0]; 34],
+    )
+    .unwrap();
     let s = gta.load(3).unwrap();
     assert_eq!(s.label.unwrap().dimensions(), s.image.dimensions());
     // missing label file of a labelled Cityscapes image
     std::fs::remove_file(cs.items[1].label.as_ref().unwrap()).unwrap();
-    let e = Dataset::open(DatasetKind::Cityscapes, &data.join("cityscapes"), Split::Train, None).unwrap_err().to_string();
+    let e =
+        Dataset::open(DatasetKind::Cityscapes, &data.join("cityscapes"), Split::Train, None).unwrap_err().to_string();
     assert!(e.contains("missing label"), "{e}");
 }
 
@@ -144,7 +155,11 @@ fn prepare_prints_statistics_and_flags_problems() {
         assert!(out.status.success(), "{kind}: {text}{}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains("road") && text.contains("pixels%") && text.contains("0 errors"), "{text}");
     }
-    let out = segda().args(["prepare", "--dataset", "synthia", "--protocol", "13", "--root"]).arg(data.join("synthia")).output().unwrap();
+    let out = segda()
+        .args(["prepare", "--dataset", "synthia", "--protocol", "13", "--root"])
+        .arg(data.join("synthia"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("  wall ") && text.contains("(13 classes"), "{text}");
     corrupt(&data.join("gta5/images/00001.png"));
@@ -158,7 +173,13 @@ fn ground_truth_scored_against_itself_is_100() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let root = data.join("cityscapes");
-    let out = segda().args(["eval", "--json", "--dataset", "cityscapes", "--pred"]).arg(root.join("gtFine/val")).arg("--root").arg(&root).output().unwrap();
+    let out = segda()
+        .args(["eval", "--json", "--dataset", "cityscapes", "--pred"])
+        .arg(root.join("gtFine/val"))
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["miou"].as_f64().unwrap(), 100.0);
@@ -172,7 +193,8 @@ fn a_subset_that_selects_nothing_is_an_error_naming_the_root() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let root = data.join("cityscapes");
-    let mut d = segda::config::DataConfig { root: root.clone(), subset: Some(50), subset_rest: true, ..Default::default() };
+    let mut d =
+        segda::config::DataConfig { root: root.clone(), subset: Some(50), subset_rest: true, ..Default::default() };
     let e = d.open().unwrap_err().to_string();
     assert!(e.contains(&root.display().to_string()) && e.contains("no images selected"), "{e}");
     d.subset = Some(2);

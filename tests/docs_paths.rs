@@ -37,9 +37,9 @@ fn path_tokens(line: &str) -> Vec<String> {
         let (at, _) = chars[i];
         let starts = (i == 0 || !word_char(chars[i - 1].1))
             && (DIRS.iter().any(|d| line[at..].starts_with(d))
-                || FILES.iter().any(|f| {
-                    line[at..].starts_with(f) && !line[at + f.len()..].chars().next().is_some_and(word_char)
-                }));
+                || FILES
+                    .iter()
+                    .any(|f| line[at..].starts_with(f) && !line[at + f.len()..].chars().next().is_some_and(word_char)));
         if !starts {
             i += 1;
             continue;
@@ -234,7 +234,14 @@ fn the_scanner_finds_cleans_and_skips_what_it_should() {
     let paths: Vec<String> = path_tokens(line).iter().map(|t| clean(t)).collect();
     assert_eq!(
         paths,
-        ["src/data/io.rs", "src/lib.rs", "docs/gpu.md", "README.md", "configs/{gta5,synthia}/lse_{r101,vgg16}.toml", "configs/synth/METHOD.toml"]
+        [
+            "src/data/io.rs",
+            "src/lib.rs",
+            "docs/gpu.md",
+            "README.md",
+            "configs/{gta5,synthia}/lse_{r101,vgg16}.toml",
+            "configs/synth/METHOD.toml"
+        ]
     );
     assert_eq!(expand_braces(&paths[4]).len(), 4);
     assert!(expand_braces(&paths[4]).iter().all(|p| exists(repo(), p)));
@@ -277,7 +284,12 @@ fn the_design_map_matches_the_source_tree() {
     let outside = ["src/", "benches/", "tests/", "configs/", "docs/", "bench/", "scripts/"];
     let stale: Vec<&str> = map
         .split(|c: char| c.is_whitespace() || "(),;:`".contains(c))
-        .filter(|t| t.ends_with(".rs") || (t.len() > 1 && t.ends_with('/') && t[..t.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_')))
+        .filter(|t| {
+            t.ends_with(".rs")
+                || (t.len() > 1
+                    && t.ends_with('/')
+                    && t[..t.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        })
         .filter(|t| !outside.contains(t) && !names.contains(t.trim_end_matches('/')))
         .collect();
     assert!(stale.is_empty(), "docs/design.md's map names what src/ does not have: {stale:?}");

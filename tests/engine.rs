@@ -89,15 +89,28 @@ fn run_directory_has_config_metrics_events_checkpoints_and_eval() {
     let run = tmp.path().join("run");
     let s = train(tiny_config(&data, &["source_only"], &[]), &opts(&run, false, None)).unwrap();
     assert_eq!(s.iters, 6);
-    for f in ["config.toml", "metrics.jsonl", "checkpoints/last/model.bpk", "checkpoints/last/optim.bpk", "checkpoints/best/model.bpk", "eval/latest.json", "eval/best.md"] {
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "checkpoints/last/model.bpk",
+        "checkpoints/last/optim.bpk",
+        "checkpoints/best/model.bpk",
+        "eval/latest.json",
+        "eval/best.md",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
-    assert!(std::fs::read_dir(&run).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("events.out.tfevents")));
+    assert!(std::fs::read_dir(&run).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("events.out.tfevents")));
     // the dumped config is complete and loads back as the same experiment
     let dumped = segda::config::Config::load(&run.join("config.toml"), &[]).unwrap();
     assert_eq!(dumped.train.iters, 6);
     assert!(std::fs::read_to_string(run.join("config.toml")).unwrap().contains("max_iters"));
-    let evals = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter(|l| l.contains("\"eval\"")).count();
+    let evals =
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter(|l| l.contains("\"eval\"")).count();
     assert_eq!(evals, 2);
     // no temporary checkpoint directories are left behind
     let left: Vec<_> = std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -125,14 +138,31 @@ fn a_bad_config_key_is_named_with_the_valid_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("x.toml");
     std::fs::write(&cfg, "methods = [\"source_only\"]\n[train]\niters = 3\n").unwrap();
-    let out = segda().args(["train", "--config"]).arg(&cfg).args(["--set", "train.iterz=3", "--out"]).arg(tmp.path().join("r")).output().unwrap();
+    let out = segda()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .args(["--set", "train.iterz=3", "--out"])
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("train.iterz") && err.contains("max_iters") && err.contains("x.toml"), "{err}");
-    let out = segda().args(["train", "--config"]).arg(&cfg).args(["--set", "methods=[\"nope\"]", "--out"]).arg(tmp.path().join("r")).output().unwrap();
+    let out = segda()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .args(["--set", "methods=[\"nope\"]", "--out"])
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown method `nope`") && err.contains("source_only"), "{err}");
-    let out = segda().args(["train", "--config"]).arg(tmp.path().join("missing.toml")).args(["--out", "/tmp/x"]).output().unwrap();
+    let out = segda()
+        .args(["train", "--config"])
+        .arg(tmp.path().join("missing.toml"))
+        .args(["--out", "/tmp/x"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("missing.toml"), "{err}");
 }
@@ -161,7 +191,11 @@ fn composed_methods_add_their_own_terms_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let run = tmp.path().join("both");
-    train(tiny_config(&data, &["advent", "minent"], &["train.iters=2", "train.eval_every=2"]), &opts(&run, false, None)).unwrap();
+    train(
+        tiny_config(&data, &["advent", "minent"], &["train.iters=2", "train.eval_every=2"]),
+        &opts(&run, false, None),
+    )
+    .unwrap();
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(m.lines().next().unwrap()).unwrap();
     for k in ["seg_src", "advent_main", "advent_aux", "ent_main", "ent_aux", "advent_d_main", "advent_d_aux"] {
@@ -178,11 +212,16 @@ fn a_run_can_start_from_another_runs_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let a = tmp.path().join("a");
-    train(tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]), &opts(&a, false, None)).unwrap();
+    train(tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]), &opts(&a, false, None))
+        .unwrap();
     let b = tmp.path().join("b");
     let from = format!("train.init_from=\"{}\"", a.join("checkpoints/last").display());
     // lr 0 and frozen BatchNorm: the weights must come out exactly as they went in
-    let cfg = tiny_config(&data, &["minent"], &[&from, "train.lr=0", "model.bn=\"frozen\"", "train.iters=1", "train.eval_every=1"]);
+    let cfg = tiny_config(
+        &data,
+        &["minent"],
+        &[&from, "train.lr=0", "model.bn=\"frozen\"", "train.iters=1", "train.eval_every=1"],
+    );
     train(cfg, &opts(&b, false, None)).unwrap();
     assert!(weights(&a, &["source_only"], &data) == weights(&b, &["source_only"], &data));
 }
@@ -192,7 +231,14 @@ fn lse_runs_rounds_writes_pseudo_labels_and_resumes_mid_round() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
-    let extra = ["train.iters=1000", "train.eval_every=1000", "method.lse.p_max=0.15", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=2", "method.lse.lr_per_round=true"];
+    let extra = [
+        "train.iters=1000",
+        "train.eval_every=1000",
+        "method.lse.p_max=0.15",
+        "method.lse.epochs_per_round=1",
+        "method.lse.patches_per_image=2",
+        "method.lse.lr_per_round=true",
+    ];
     let a = tmp.path().join("a");
     let s = train(tiny_config(&data, &["lse"], &extra), &opts(&a, false, None)).unwrap();
     assert!(!s.interrupted && s.iters < 1000, "LSE ends after its last round ({} iterations)", s.iters);
@@ -202,18 +248,26 @@ fn lse_runs_rounds_writes_pseudo_labels_and_resumes_mid_round() {
         let name = list.lines().next().unwrap().split('\t').next().unwrap();
         assert!(d.join("pseudo").join(format!("{name}.png")).is_file());
         assert!(d.join("preview").join(format!("{name}.png")).is_file());
-        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
         assert!(summary["scalars"]["lse_pseudo_acc"].as_f64().is_some(), "{summary}");
         assert!(summary["classes"]["road"]["share"].as_f64().is_some(), "{summary}");
     }
     assert!(!a.join("lse/round_2").exists(), "p_max 0.15 allows two rounds");
     let m = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
     assert_eq!(m.lines().filter(|l| l.contains("\"kind\":\"round\"")).count(), 2);
-    assert!(m.lines().filter(|l| l.contains("\"kind\":\"eval\"")).count() >= 2, "an evaluation at the end of each round");
+    assert!(
+        m.lines().filter(|l| l.contains("\"kind\":\"eval\"")).count() >= 2,
+        "an evaluation at the end of each round"
+    );
     // the poly schedule restarts at train.lr every round (lr_per_round) and falls within it
     let rows: Vec<serde_json::Value> = m.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let starts: Vec<u64> = rows.iter().filter(|r| r["kind"] == "round").map(|r| r["iter"].as_u64().unwrap()).collect();
-    let lr: Vec<(u64, f64)> = rows.iter().filter(|r| r["kind"] == "train").map(|r| (r["iter"].as_u64().unwrap() - 1, r["lr"].as_f64().unwrap())).collect();
+    let lr: Vec<(u64, f64)> = rows
+        .iter()
+        .filter(|r| r["kind"] == "train")
+        .map(|r| (r["iter"].as_u64().unwrap() - 1, r["lr"].as_f64().unwrap()))
+        .collect();
     for (k, &s) in starts.iter().enumerate() {
         let end = starts.get(k + 1).copied().unwrap_or(u64::MAX);
         let round: Vec<f64> = lr.iter().filter(|(it, _)| (s..end).contains(it)).map(|x| x.1).collect();
@@ -234,7 +288,13 @@ fn lse_pseudo_labels_have_the_image_size_when_the_network_input_is_resized() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     // the images are 64x32; the network sees 48x24
-    let extra = ["train.iters=1000", "target.resize=[48, 24]", "method.lse.p_max=0.10", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=1"];
+    let extra = [
+        "train.iters=1000",
+        "target.resize=[48, 24]",
+        "method.lse.p_max=0.10",
+        "method.lse.epochs_per_round=1",
+        "method.lse.patches_per_image=1",
+    ];
     let a = tmp.path().join("a");
     train(tiny_config(&data, &["lse"], &extra), &opts(&a, false, None)).unwrap();
     let d = a.join("lse/round_0");
@@ -257,9 +317,14 @@ fn ass_uses_the_same_labelled_images_as_a_target_subset() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let run = tmp.path().join("ass");
-    let cfg = tiny_config(&data, &["ass"], &["method.ass.labelled=2", "method.ass.labelled_seed=4", "train.iters=2", "train.eval_every=2"]);
+    let cfg = tiny_config(
+        &data,
+        &["ass"],
+        &["method.ass.labelled=2", "method.ass.labelled_seed=4", "train.iters=2", "train.eval_every=2"],
+    );
     train(cfg.clone(), &opts(&run, false, None)).unwrap();
-    let listed: Vec<String> = std::fs::read_to_string(run.join("ass/labelled.txt")).unwrap().lines().map(String::from).collect();
+    let listed: Vec<String> =
+        std::fs::read_to_string(run.join("ass/labelled.txt")).unwrap().lines().map(String::from).collect();
     let mut target = cfg.target.clone();
     target.subset = Some(2);
     target.subset_seed = 4;
@@ -286,7 +351,8 @@ fn t2s_generalisation_never_opens_the_target_and_logs_class_weights() {
     let data = tiny_data(tmp.path());
     let run = tmp.path().join("dg");
     // the target's training images do not exist: domain generalisation must not need them
-    let cfg = tiny_config(&data, &["t2s"], &["method.t2s.domain_generalisation=true", "target.root=\"/nonexistent/target\""]);
+    let cfg =
+        tiny_config(&data, &["t2s"], &["method.t2s.domain_generalisation=true", "target.root=\"/nonexistent/target\""]);
     train(cfg, &opts(&run, false, None)).unwrap();
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert!(m.contains("\"pull\"") && m.contains("\"seg_style\"") && m.contains("\"stat/t2s_weight_road\""), "{m}");
@@ -298,8 +364,15 @@ fn lse_oracle_labels_are_the_held_labels_on_the_kept_pixels() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
-    let extra = ["train.iters=1000", "method.lse.p_max=0.10", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=1"];
-    let summary = |run: &std::path::Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(run.join("lse/round_0/summary.json")).unwrap()).unwrap() };
+    let extra = [
+        "train.iters=1000",
+        "method.lse.p_max=0.10",
+        "method.lse.epochs_per_round=1",
+        "method.lse.patches_per_image=1",
+    ];
+    let summary = |run: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("lse/round_0/summary.json")).unwrap()).unwrap()
+    };
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     train(tiny_config(&data, &["lse"], &extra), &opts(&a, false, None)).unwrap();
     let mut with_oracle = extra.to_vec();
@@ -321,7 +394,8 @@ fn a_stage_is_trained_once_shared_and_resumed_across() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let so = tmp.path().join("so.toml");
-    std::fs::write(&so, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml()).unwrap();
+    std::fs::write(&so, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml())
+        .unwrap();
     let spec = format!("train.init_from={{ experiment = \"{}\" }}", so.display());
     let cfg = |m: &str, seed: &str| tiny_config(&data, &[m], &[&spec, "train.iters=2", "train.eval_every=2", seed]);
     let root = tmp.path().join("runs");
@@ -342,12 +416,18 @@ fn a_stage_is_trained_once_shared_and_resumed_across() {
     assert!(progress(&stage[0]).finished && progress(&stage[0]).iter == 2);
     // the run's resolved config records the stage's run
     let dumped = segda::config::Config::load(&a.join("config.toml"), &[]).unwrap();
-    let Some(segda::config::InitFrom::Stage(st)) = dumped.train.init_from else { panic!("no stage in the dumped config") };
+    let Some(segda::config::InitFrom::Stage(st)) = dumped.train.init_from else {
+        panic!("no stage in the dumped config")
+    };
     assert_eq!(st.run.as_deref(), Some(stage[0].as_path()));
     // another experiment naming the same stage and seed reuses it
     let stamp = std::fs::metadata(stage[0].join("checkpoints/last/progress.json")).unwrap().modified().unwrap();
     train(cfg("advent", "train.seed=7"), &opts(&root.join("advent"), false, None)).unwrap();
-    assert_eq!(std::fs::metadata(stage[0].join("checkpoints/last/progress.json")).unwrap().modified().unwrap(), stamp, "the stage was trained again");
+    assert_eq!(
+        std::fs::metadata(stage[0].join("checkpoints/last/progress.json")).unwrap().modified().unwrap(),
+        stamp,
+        "the stage was trained again"
+    );
     assert_eq!(stage_runs("seed7").len(), 1);
     // another seed: its own stage run
     train(cfg("minent", "train.seed=8"), &opts(&root.join("minent8"), false, None)).unwrap();

@@ -20,15 +20,25 @@ const METHODS: [(&str, &[&str]); 12] = [
     ("t2s", &[]),
     ("t2s", &["method.t2s.domain_generalisation=true"]),
     ("ass", &["method.ass.labelled=2"]),
-    ("lse", &["train.iters=1000", "method.lse.p_max=0.10", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=1"]),
+    (
+        "lse",
+        &[
+            "train.iters=1000",
+            "method.lse.p_max=0.10",
+            "method.lse.epochs_per_round=1",
+            "method.lse.patches_per_image=1",
+        ],
+    ),
     ("pit", &[]),
 ];
 
 fn logged(run: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     // without the wall times, which differ from run to run
-    let rows = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["kind"] == "train");
-    rows.map(|r| r.as_object().unwrap().clone().into_iter().filter(|(k, _)| !k.starts_with("time_")).collect()).collect()
+    let rows =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["kind"] == "train");
+    rows.map(|r| r.as_object().unwrap().clone().into_iter().filter(|(k, _)| !k.starts_with("time_")).collect())
+        .collect()
 }
 
 #[test]
@@ -36,9 +46,13 @@ fn every_method_logs_the_same_losses_through_burns_generic_ops() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let backbones = ["mobilenet_v2", "resnet18", "vgg16"];
-    let runs = METHODS.iter().map(|(m, extra)| (*m, *extra, "mobilenet_v2")).chain(backbones[1..].iter().map(|b| ("adaptsegnet", &[][..], *b)));
+    let runs = METHODS
+        .iter()
+        .map(|(m, extra)| (*m, *extra, "mobilenet_v2"))
+        .chain(backbones[1..].iter().map(|b| ("adaptsegnet", &[][..], *b)));
     for (k, (method, extra, backbone)) in runs.enumerate() {
-        let mut sets = vec!["train.iters=3".to_string(), "train.eval_every=3".into(), format!("model.backbone=\"{backbone}\"")];
+        let mut sets =
+            vec!["train.iters=3".to_string(), "train.eval_every=3".into(), format!("model.backbone=\"{backbone}\"")];
         if backbone == "vgg16" {
             sets.push("model.multi_level=false".into());
         }
@@ -49,7 +63,8 @@ fn every_method_logs_the_same_losses_through_burns_generic_ops() {
             segda::kernels::set_generic_ops(generic);
             let out = tmp.path().join(format!("{k}-{generic}"));
             let opts = TrainOptions::new(out.clone(), burn::prelude::Device::flex());
-            let s = train(tiny_config(&data, &[method], &sets), &opts).unwrap_or_else(|e| panic!("{method} on {backbone} (generic ops: {generic}): {e}"));
+            let s = train(tiny_config(&data, &[method], &sets), &opts)
+                .unwrap_or_else(|e| panic!("{method} on {backbone} (generic ops: {generic}): {e}"));
             // LSE ends with its last round: on the tiny data after one iteration
             assert!(s.iters >= if method == "lse" { 1 } else { 3 }, "{method}: {} iterations", s.iters);
             losses.push(logged(&out));
@@ -70,7 +85,11 @@ fn every_method_logs_the_same_losses_through_burns_generic_ops() {
             };
             for (key, va) in a {
                 let (Some(va), Some(vb)) = (va.as_f64(), b.get(key).and_then(|v| v.as_f64())) else { continue };
-                assert!((va - vb).abs() <= tolerance * va.abs().max(vb.abs()) + 1e-5, "{method} on {backbone}, iteration {}: `{key}` {va} with the kernels, {vb} through burn's ops", it + 1);
+                assert!(
+                    (va - vb).abs() <= tolerance * va.abs().max(vb.abs()) + 1e-5,
+                    "{method} on {backbone}, iteration {}: `{key}` {va} with the kernels, {vb} through burn's ops",
+                    it + 1
+                );
             }
         }
     }

@@ -20,7 +20,10 @@ fn gpu() -> Option<Device> {
     match std::env::var("SEGDA_TEST_DEVICE") {
         Ok(spec) => Some(segda::runtime::device::parse(&spec).unwrap_or_else(|e| panic!("SEGDA_TEST_DEVICE: {e}"))),
         Err(_) => {
-            assert!(std::env::var("SEGDA_REQUIRE_GPU_TESTS").is_err(), "SEGDA_REQUIRE_GPU_TESTS is set but SEGDA_TEST_DEVICE names no device");
+            assert!(
+                std::env::var("SEGDA_REQUIRE_GPU_TESTS").is_err(),
+                "SEGDA_REQUIRE_GPU_TESTS is set but SEGDA_TEST_DEVICE names no device"
+            );
             eprintln!("no GPU device: set SEGDA_TEST_DEVICE (e.g. wgpu:cpu, cuda:0) to run this test");
             None
         }
@@ -57,7 +60,11 @@ fn difference(a: &TensorData, b: &TensorData) -> (f32, f32, bool) {
 fn assert_close(what: &str, got: &TensorData, want: &TensorData, slack: f32) {
     let (err, scale, finite) = difference(got, want);
     assert!(finite, "{what}: non-finite values on the device");
-    assert!(err <= REL * scale + ABS + slack, "{what}: max |gpu - cpu| = {err:e} against a scale of {scale:e} (allowed {:e})", REL * scale + ABS + slack);
+    assert!(
+        err <= REL * scale + ABS + slack,
+        "{what}: max |gpu - cpu| = {err:e} against a scale of {scale:e} (allowed {:e})",
+        REL * scale + ABS + slack
+    );
 }
 
 /// Every parameter's gradient, in visiting order (named by its position).
@@ -71,7 +78,14 @@ impl ModuleVisitor for Grads<'_> {
 }
 
 fn net_config(backbone: BackboneKind, bn: BnMode) -> ModelConfig {
-    ModelConfig { backbone, width_mult: 0.125, multi_level: backbone != BackboneKind::Vgg16, output_stride: 8, bn: Some(bn), ..Default::default() }
+    ModelConfig {
+        backbone,
+        width_mult: 0.125,
+        multi_level: backbone != BackboneKind::Vgg16,
+        output_stride: 8,
+        bn: Some(bn),
+        ..Default::default()
+    }
 }
 
 /// Logits, loss and every parameter's gradient: [logits, loss, gradients...].
@@ -84,7 +98,8 @@ fn forward_backward(net: SegNet, x: &TensorData, y: &TensorData, device: &Device
     let [_, h, w] = y.dims();
     let logits = net.forward(x);
     let ce = |l: Tensor<4>| segda::nn::losses::cross_entropy(segda::nn::losses::upsample(l, [h, w]), y.clone());
-    let loss = ce(logits.main.clone()) + logits.aux.map_or_else(|| Tensor::zeros([1], device), |a| ce(a).mul_scalar(0.1));
+    let loss =
+        ce(logits.main.clone()) + logits.aux.map_or_else(|| Tensor::zeros([1], device), |a| ce(a).mul_scalar(0.1));
     let grads = loss.backward();
     let mut g = Grads(&grads, Vec::new());
     net.visit(&mut g);
@@ -103,21 +118,34 @@ fn every_backbone_matches_the_cpu_forward_and_backward() {
     cpu.seed(1);
     let x = Tensor::<4>::random([2, 3, 32, 48], Distribution::Normal(0.0, 1.0), &Device::flex()).into_data();
     // the same input, one part in a million off: how sensitive the CPU's own answer is
-    let nudged: Vec<f32> = x.iter::<f32>().enumerate().map(|(k, v)| v * (1.0 + 1e-6 * ((k * 7919 % 13) as f32 - 6.0) / 6.0)).collect();
+    let nudged: Vec<f32> =
+        x.iter::<f32>().enumerate().map(|(k, v)| v * (1.0 + 1e-6 * ((k * 7919 % 13) as f32 - 6.0) / 6.0)).collect();
     let nudged = TensorData::new(nudged, [2, 3, 32, 48]);
     let y: Vec<i64> = (0..2 * 32 * 48).map(|k| if k % 23 == 0 { 255 } else { (k * 7 / 13 % 19) as i64 }).collect();
     let y = TensorData::new(y, [2, 32, 48]);
-    let cases = [BackboneKind::Resnet18, BackboneKind::Resnet50, BackboneKind::Resnet101, BackboneKind::MobilenetV2, BackboneKind::Vgg16]
-        .map(|b| (b, BnMode::Frozen))
-        .into_iter()
-        .chain([(BackboneKind::Resnet18, BnMode::Train), (BackboneKind::MobilenetV2, BnMode::Train)]);
+    let cases = [
+        BackboneKind::Resnet18,
+        BackboneKind::Resnet50,
+        BackboneKind::Resnet101,
+        BackboneKind::MobilenetV2,
+        BackboneKind::Vgg16,
+    ]
+    .map(|b| (b, BnMode::Frozen))
+    .into_iter()
+    .chain([(BackboneKind::Resnet18, BnMode::Train), (BackboneKind::MobilenetV2, BnMode::Train)]);
     for (backbone, bn) in cases {
         let cfg = net_config(backbone, bn);
         let file = tmp.path().join("net.bpk");
         segda::nn::layers::materialize(SegNet::new(&cfg, &cpu).unwrap()).valid().save_file(&file).unwrap();
-        let run = |x: &TensorData, device: &Device| forward_backward(SegNet::new(&cfg, device).unwrap().load_file(&file).with_bn_mode(bn), x, &y, device);
+        let run = |x: &TensorData, device: &Device| {
+            forward_backward(SegNet::new(&cfg, device).unwrap().load_file(&file).with_bn_mode(bn), x, &y, device)
+        };
         let want = run(&x, &cpu);
-        let sensitivity: Vec<f32> = if bn == BnMode::Train { run(&nudged, &cpu).iter().zip(&want).map(|(a, b)| difference(a, b).0).collect() } else { vec![0.0; want.len()] };
+        let sensitivity: Vec<f32> = if bn == BnMode::Train {
+            run(&nudged, &cpu).iter().zip(&want).map(|(a, b)| difference(a, b).0).collect()
+        } else {
+            vec![0.0; want.len()]
+        };
         let got = run(&x, &dev.clone().autodiff());
         assert_eq!(got.len(), want.len(), "{backbone:?}: parameters with a gradient");
         for (k, ((g, w), s)) in got.iter().zip(&want).zip(sensitivity).enumerate() {
@@ -144,7 +172,15 @@ const METHODS: [(&str, &[&str]); 12] = [
     ("t2s", &[]),
     ("t2s", &["method.t2s.domain_generalisation=true"]),
     ("ass", &["method.ass.labelled=2"]),
-    ("lse", &["train.iters=1000", "method.lse.p_max=0.10", "method.lse.epochs_per_round=1", "method.lse.patches_per_image=1"]),
+    (
+        "lse",
+        &[
+            "train.iters=1000",
+            "method.lse.p_max=0.10",
+            "method.lse.epochs_per_round=1",
+            "method.lse.patches_per_image=1",
+        ],
+    ),
     ("pit", &[]),
 ];
 
@@ -156,8 +192,10 @@ fn opts(out: &Path, resume: bool, device: &Device) -> TrainOptions {
 fn logged(run: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     // without the wall times, which differ from run to run
-    let rows = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["kind"] == "train");
-    rows.map(|r| r.as_object().unwrap().clone().into_iter().filter(|(k, _)| !k.starts_with("time_")).collect()).collect()
+    let rows =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["kind"] == "train");
+    rows.map(|r| r.as_object().unwrap().clone().into_iter().filter(|(k, _)| !k.starts_with("time_")).collect())
+        .collect()
 }
 
 /// One training step and more of every method on the device, through the engine as `segda train`
@@ -171,7 +209,11 @@ fn every_method_trains_on_the_device() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let start = tmp.path().join("start");
-    train(tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]), &opts(&start, false, &Device::flex())).unwrap();
+    train(
+        tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]),
+        &opts(&start, false, &Device::flex()),
+    )
+    .unwrap();
     let from = format!("train.init_from=\"{}\"", start.join("checkpoints/last").display());
     for (method, extra) in METHODS {
         let mut sets = vec![from.as_str(), "train.iters=3", "train.eval_every=3", "model.bn=\"frozen\""];
@@ -179,10 +221,20 @@ fn every_method_trains_on_the_device() {
         let name = format!("{method}{}", extra.len());
         let (on_gpu, on_cpu) = (tmp.path().join(format!("gpu-{name}")), tmp.path().join(format!("cpu-{name}")));
         let started = std::time::Instant::now();
-        let s = train(tiny_config(&data, &[method], &sets), &opts(&on_gpu, false, &dev)).unwrap_or_else(|e| panic!("{method} {extra:?} on the device: {e}"));
-        eprintln!("{method} {extra:?}: {} iterations on the device in {:.1} s", s.iters, started.elapsed().as_secs_f64());
+        let s = train(tiny_config(&data, &[method], &sets), &opts(&on_gpu, false, &dev))
+            .unwrap_or_else(|e| panic!("{method} {extra:?} on the device: {e}"));
+        eprintln!(
+            "{method} {extra:?}: {} iterations on the device in {:.1} s",
+            s.iters,
+            started.elapsed().as_secs_f64()
+        );
         // LSE ends with its last round: on the tiny data one iteration
-        assert!(s.iters >= if method == "lse" { 1 } else { 3 } && s.last.is_some(), "{method}: {} iterations, evaluated: {}", s.iters, s.last.is_some());
+        assert!(
+            s.iters >= if method == "lse" { 1 } else { 3 } && s.last.is_some(),
+            "{method}: {} iterations, evaluated: {}",
+            s.iters,
+            s.last.is_some()
+        );
         let rows = logged(&on_gpu);
         for row in &rows {
             for (k, v) in row {
@@ -191,11 +243,20 @@ fn every_method_trains_on_the_device() {
                 }
             }
         }
-        train(tiny_config(&data, &[method], &[sets.as_slice(), &["train.iters=1"]].concat()), &opts(&on_cpu, false, &Device::flex())).unwrap();
+        train(
+            tiny_config(&data, &[method], &[sets.as_slice(), &["train.iters=1"]].concat()),
+            &opts(&on_cpu, false, &Device::flex()),
+        )
+        .unwrap();
         let cpu = logged(&on_cpu);
         for key in ["seg_src", "seg_tgt"] {
-            if let (Some(g), Some(c)) = (rows[0].get(key).and_then(|v| v.as_f64()), cpu[0].get(key).and_then(|v| v.as_f64())) {
-                assert!((g - c).abs() <= 1e-3 * c.abs() + 1e-5, "{method}: first `{key}` {g} on the device, {c} on the CPU");
+            if let (Some(g), Some(c)) =
+                (rows[0].get(key).and_then(|v| v.as_f64()), cpu[0].get(key).and_then(|v| v.as_f64()))
+            {
+                assert!(
+                    (g - c).abs() <= 1e-3 * c.abs() + 1e-5,
+                    "{method}: first `{key}` {g} on the device, {c} on the CPU"
+                );
             }
         }
     }
@@ -213,7 +274,8 @@ fn checkpoints_cross_backends_and_eval_and_predict_agree() {
     for (first, second) in [(dev.clone(), Device::flex()), (Device::flex(), dev.clone())] {
         let run = tmp.path().join(format!("run-{}", segda::runtime::device::is_cpu(&first)));
         let cfg = |iters: &str| tiny_config(&data, &["adaptsegnet"], &[iters, "train.eval_every=2"]);
-        let s = train(cfg("train.iters=4"), &TrainOptions { stop_after: Some(2), ..opts(&run, false, &first) }).unwrap();
+        let s =
+            train(cfg("train.iters=4"), &TrainOptions { stop_after: Some(2), ..opts(&run, false, &first) }).unwrap();
         assert!(s.interrupted && s.iters == 2);
         let s = train(cfg("train.iters=4"), &opts(&run, true, &second)).unwrap();
         assert_eq!(s.iters, 4, "resumed on the other backend");
@@ -223,13 +285,27 @@ fn checkpoints_cross_backends_and_eval_and_predict_agree() {
     let run = tmp.path().join("run-true");
     let cfg = segda::config::Config::load(&run.join("config.toml"), &[]).unwrap();
     let ds = segda::engine::trainer::open_dataset(&cfg.val).unwrap();
-    let spec = EvalSpec { resize: cfg.val.resize, normalize: cfg.model.normalize(), protocol: cfg.eval.protocol, limit: 0, progress: false };
+    let spec = EvalSpec {
+        resize: cfg.val.resize,
+        normalize: cfg.model.normalize(),
+        protocol: cfg.eval.protocol,
+        limit: 0,
+        progress: false,
+    };
     let mut scores = Vec::new();
     for (k, device) in [Device::flex(), dev.clone()].into_iter().enumerate() {
         let net = segda::engine::trainer::build_net(&cfg, &device, false).unwrap();
         let net = checkpoint::load_model(net, &run.join("checkpoints/last")).unwrap().valid();
         let out = tmp.path().join(format!("pred{k}"));
-        let conf = evaluate(&net, &ds, &spec, &device, Some(Export { dir: &out, label_ids: true, color: false })).unwrap().unwrap();
+        let conf = evaluate(
+            &net,
+            &ds,
+            &spec,
+            &device,
+            Some(Export { dir: &out, label_ids: true, color: false, failures: None }),
+        )
+        .unwrap()
+        .unwrap();
         scores.push((conf.report(cfg.eval.protocol).miou, out));
     }
     let ((cpu_miou, cpu_pred), (gpu_miou, gpu_pred)) = (scores[0].clone(), scores[1].clone());
@@ -237,7 +313,10 @@ fn checkpoints_cross_backends_and_eval_and_predict_agree() {
     let mut files = 0;
     for e in std::fs::read_dir(cpu_pred.join("labelIds")).unwrap() {
         let e = e.unwrap();
-        let (a, b) = (image::open(e.path()).unwrap().to_luma8(), image::open(gpu_pred.join("labelIds").join(e.file_name())).unwrap().to_luma8());
+        let (a, b) = (
+            image::open(e.path()).unwrap().to_luma8(),
+            image::open(gpu_pred.join("labelIds").join(e.file_name())).unwrap().to_luma8(),
+        );
         let differ = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
         assert!(differ * 200 <= a.len(), "{:?}: {differ} of {} pixels differ", e.file_name(), a.len());
         files += 1;
@@ -260,7 +339,11 @@ fn data_parallel_over_one_device_equals_plain_training() {
     // from trained weights: a network drawn at random would draw them at another point of the
     // random stream when the replicas are made
     let start = tmp.path().join("start");
-    train(tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]), &opts(&start, false, &Device::flex())).unwrap();
+    train(
+        tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]),
+        &opts(&start, false, &Device::flex()),
+    )
+    .unwrap();
     let from = format!("train.init_from=\"{}\"", start.join("checkpoints/last").display());
     let cfg = || tiny_config(&data, &["adaptsegnet"], &[&from, "train.iters=3", "train.eval_every=3"]);
     let (plain, parallel) = (tmp.path().join("plain"), tmp.path().join("parallel"));

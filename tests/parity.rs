@@ -4,11 +4,11 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use segda::config::TrainConfig;
-use segda::optim;
+use segda::methods::Forward;
 use segda::model::aspp::AsppV2;
 use segda::model::resnet::ResNetConfig;
-use segda::model::{import, BackboneKind, Backbone, BnMode, Head, ModelConfig, SegNet};
-use segda::methods::Forward;
+use segda::model::{import, Backbone, BackboneKind, BnMode, Head, ModelConfig, SegNet};
+use segda::optim;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -25,9 +25,17 @@ fn read_io(name: &str) -> Io {
         let d = v.data();
         match v.dtype() {
             safetensors::Dtype::F32 => {
-                m.insert(k.to_string(), (v.shape().to_vec(), d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()));
+                m.insert(
+                    k.to_string(),
+                    (
+                        v.shape().to_vec(),
+                        d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+                    ),
+                );
             }
-            safetensors::Dtype::I64 => labels = d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            safetensors::Dtype::I64 => {
+                labels = d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+            }
             t => panic!("{k}: unexpected dtype {t:?}"),
         }
     }
@@ -110,7 +118,13 @@ fn check(name: &str, net: SegNet, cfg: &ModelConfig) {
     let fwd = Forward::run(&net, x.clone());
     assert_close(&format!("{name} main"), &values(fwd.logits.main.clone()), &io.f("main").1, 1e-4);
     assert_close(&format!("{name} aux"), &values(fwd.logits.aux.clone().unwrap()), &io.f("aux").1, 1e-4);
-    let sub = fwd.up.main.clone().slice([0..n, 0..19, 0..h]).slice_dim(2, burn::tensor::s![..;8]).slice_dim(3, burn::tensor::s![..;8]);
+    let sub = fwd
+        .up
+        .main
+        .clone()
+        .slice([0..n, 0..19, 0..h])
+        .slice_dim(2, burn::tensor::s![..;8])
+        .slice_dim(3, burn::tensor::s![..;8]);
     assert_close(&format!("{name} main upsampled"), &values(sub), &io.f("main_up_sub").1, 1e-4);
     let loss = fwd.seg_loss(&y, 0.1);
     assert_close(&format!("{name} loss"), &values(loss.clone()), &io.f("loss").1, 1e-5);
@@ -165,7 +179,8 @@ fn resnet_deeplab_matches_pytorch() {
 #[test]
 fn mobilenet_deeplab_matches_pytorch() {
     let dev = Device::flex().autodiff();
-    let cfg = ModelConfig { backbone: BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 8, ..Default::default() };
+    let cfg =
+        ModelConfig { backbone: BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 8, ..Default::default() };
     check("mobilenet_tiny", SegNet::new(&cfg, &dev).unwrap(), &cfg);
 }
 
@@ -175,13 +190,21 @@ fn legacy_pickle_checkpoints_load() {
     let dev = Device::flex();
     let rc = ResNetConfig::new([1, 1, 1, 1], true).with_width(8);
     let (aux_c, main_c) = rc.out_channels();
-    let net = SegNet { backbone: Backbone::ResNet(rc.init(&dev)), head: Head::Aspp(AsppV2::new(main_c, 19, 4, &dev)), aux_head: Some(AsppV2::new(aux_c, 19, 4, &dev)) };
+    let net = SegNet {
+        backbone: Backbone::ResNet(rc.init(&dev)),
+        head: Head::Aspp(AsppV2::new(main_c, 19, 4, &dev)),
+        aux_head: Some(AsppV2::new(aux_c, 19, 4, &dev)),
+    };
     let cfg = ModelConfig { backbone: BackboneKind::Resnet101, ..Default::default() };
     let (net, report) = import::load_weights(net, &Path::new(FIX).join("resnet_tiny_legacy.pth"), &cfg).unwrap();
     assert!(report.applied.iter().any(|a| a.contains("layer1")), "{report}");
     assert!(report.missing.iter().any(|m| m.contains("layer4")), "{report}");
     // the loaded tensors equal the full (zip) file's
-    let full = SegNet { backbone: Backbone::ResNet(rc.init(&dev)), head: Head::Aspp(AsppV2::new(main_c, 19, 4, &dev)), aux_head: Some(AsppV2::new(aux_c, 19, 4, &dev)) };
+    let full = SegNet {
+        backbone: Backbone::ResNet(rc.init(&dev)),
+        head: Head::Aspp(AsppV2::new(main_c, 19, 4, &dev)),
+        aux_head: Some(AsppV2::new(aux_c, 19, 4, &dev)),
+    };
     let (full, _) = import::load_weights(full, &Path::new(FIX).join("resnet_tiny.pth"), &cfg).unwrap();
     let (a, b) = (params(&net), params(&full));
     assert_eq!(a["backbone.conv1.weight"], b["backbone.conv1.weight"]);
@@ -197,6 +220,8 @@ fn import_errors_name_the_file() {
     std::fs::write(&bad, b"not a checkpoint").unwrap();
     let e = import::load_weights(SegNet::new(&cfg, &dev).unwrap(), &bad, &cfg).unwrap_err().to_string();
     assert!(e.contains("broken.pth"), "{e}");
-    let e = import::load_weights(SegNet::new(&cfg, &dev).unwrap(), &dir.path().join("nope.pth"), &cfg).unwrap_err().to_string();
+    let e = import::load_weights(SegNet::new(&cfg, &dev).unwrap(), &dir.path().join("nope.pth"), &cfg)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("nope.pth") && e.contains("not found"), "{e}");
 }

@@ -26,7 +26,7 @@ fn a_loader_feeds_the_only_worker_of_the_global_pool() {
         let augment = Augment { resize: cfg.source.resize, crop: None, flip: true, upscale: None };
         let mut loader = Loader::new(ds, LoaderSpec::train(2, augment, cfg.model.normalize(), true, 1), 0);
         for _ in 0..3 {
-            let b = loader.next().expect("an endless stream").unwrap();
+            let b = loader.next_batch().expect("an endless stream").unwrap();
             assert_eq!(b.n, 2);
         }
     });

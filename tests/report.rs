@@ -28,29 +28,46 @@ fn assert_self_contained(html: &str) {
 
 /// The `<table class="iou">` tables of a page.
 fn iou_tables(html: &str) -> Vec<&str> {
-    html.match_indices(r#"<table class="iou">"#).map(|(i, _)| &html[i..i + html[i..].find("</table>").unwrap()]).collect()
+    html.match_indices(r#"<table class="iou">"#)
+        .map(|(i, _)| &html[i..i + html[i..].find("</table>").unwrap()])
+        .collect()
 }
 
 /// A run directory written by hand: config, loss and mIoU lines, and a stored best evaluation.
 fn fake_run(dir: &Path, method: &str, seed: u64, scale: f64) {
     std::fs::create_dir_all(dir).unwrap();
-    let cfg = tiny_config(Path::new("/nonexistent-data"), &[method], &[&format!("train.seed={seed}"), "train.iters=300"]);
+    let cfg =
+        tiny_config(Path::new("/nonexistent-data"), &[method], &[&format!("train.seed={seed}"), "train.iters=300"]);
     std::fs::write(dir.join("config.toml"), cfg.to_toml()).unwrap();
     let mut lines = String::new();
     for it in (10..=300).step_by(10) {
         let loss = 2.0 * (-(it as f64) / 100.0).exp() + 0.05 * ((it / 10) % 3) as f64;
-        lines.push_str(&format!("{{\"iter\":{it},\"kind\":\"train\",\"lr\":0.01,\"seg_src\":{loss},\"ent_main\":{}}}\n", loss / 500.0));
+        lines.push_str(&format!(
+            "{{\"iter\":{it},\"kind\":\"train\",\"lr\":0.01,\"seg_src\":{loss},\"ent_main\":{}}}\n",
+            loss / 500.0
+        ));
         if it % 100 == 0 {
-            lines.push_str(&format!("{{\"iter\":{it},\"kind\":\"eval\",\"miou\":{},\"pixel_acc\":50.0,\"per_class\":{{}}}}\n", scale * it as f64 / 30.0));
+            lines.push_str(&format!(
+                "{{\"iter\":{it},\"kind\":\"eval\",\"miou\":{},\"pixel_acc\":50.0,\"per_class\":{{}}}}\n",
+                scale * it as f64 / 30.0
+            ));
         }
     }
     std::fs::write(dir.join("metrics.jsonl"), lines).unwrap();
-    let per_class = CLASS_NAMES.iter().enumerate().map(|(i, n)| (n.to_string(), Some(scale * (i + 1) as f64 + seed as f64 * 0.1))).collect::<std::collections::BTreeMap<_, _>>();
+    let per_class = CLASS_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), Some(scale * (i + 1) as f64 + seed as f64 * 0.1)))
+        .collect::<std::collections::BTreeMap<_, _>>();
     let miou = per_class.values().flatten().sum::<f64>() / 19.0;
     let r = EvalReport { protocol: Protocol::P19, miou, per_class, pixel_acc: 50.0, pixels: 1000 };
     segda::engine::trainer::write_eval(dir, "best", &r, 300).unwrap();
     // the last evaluation scores lower than the best: the report shows both, final first
-    let latest = EvalReport { per_class: r.per_class.iter().map(|(n, v)| (n.clone(), v.map(|v| v * 0.9))).collect(), miou: miou * 0.9, ..r };
+    let latest = EvalReport {
+        per_class: r.per_class.iter().map(|(n, v)| (n.clone(), v.map(|v| v * 0.9))).collect(),
+        miou: miou * 0.9,
+        ..r
+    };
     segda::engine::trainer::write_eval(dir, "latest", &latest, 300).unwrap();
 }
 
@@ -101,7 +118,10 @@ fn many_runs_render_grouped_by_method_with_the_best_highlighted() {
     assert!(html.contains("loss (log)"));
     let tables = iou_tables(&html);
     assert_eq!(tables.len(), 2, "the final and the best checkpoint");
-    assert!(html.find("final checkpoint (no selection on val)").unwrap() < html.find("best checkpoint (selected on val").unwrap());
+    assert!(
+        html.find("final checkpoint (no selection on val)").unwrap()
+            < html.find("best checkpoint (selected on val").unwrap()
+    );
     let t = tables[1];
     assert_eq!(t.matches("n = 4").count(), 3);
     assert!(t.contains("±"), "mean ± std over seeds");
@@ -111,7 +131,10 @@ fn many_runs_render_grouped_by_method_with_the_best_highlighted() {
         // columns are advent, minent, source_only: the best is the second data cell
         let cells: Vec<&str> = row.split("<td").skip(1).collect();
         assert_eq!(cells.len(), 3);
-        assert!(cells[1].starts_with(r#" class="best""#) && !cells[0].contains("best") && !cells[2].contains("best"), "{row}");
+        assert!(
+            cells[1].starts_with(r#" class="best""#) && !cells[0].contains("best") && !cells[2].contains("best"),
+            "{row}"
+        );
     }
     // no image section was asked for
     assert!(!html.contains("id=\"images\""));
@@ -125,7 +148,12 @@ fn trained() -> &'static Path {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-runs");
         let _ = std::fs::remove_dir_all(&root);
         let data = tiny_data(&root);
-        for (dir, method, extra) in [("so/seed1", "source_only", "train.seed=1"), ("so/seed2", "source_only", "train.seed=2"), ("mi/seed1", "minent", "train.seed=1"), ("p16/seed1", "source_only", "eval.protocol=16")] {
+        for (dir, method, extra) in [
+            ("so/seed1", "source_only", "train.seed=1"),
+            ("so/seed2", "source_only", "train.seed=2"),
+            ("mi/seed1", "minent", "train.seed=1"),
+            ("p16/seed1", "source_only", "eval.protocol=16"),
+        ] {
             let cfg = tiny_config(&data, &[method], &[extra, "train.iters=4", "train.eval_every=2"]);
             train(cfg, &TrainOptions::new(root.join("runs").join(dir), Device::flex())).unwrap();
         }
@@ -140,10 +168,10 @@ fn trained_runs_report_has_curves_tables_and_a_prediction_grid() {
     let html = report(&[runs.join("so"), runs.join("mi/seed1")], 2);
     assert_self_contained(&html);
     assert!(html.contains("3 runs · 2 methods"));
-    assert_eq!(html.matches("<svg").count(), 4, "an mIoU chart and three loss charts");
+    assert_eq!(html.matches("<svg").count(), 7, "an mIoU chart, three loss charts and three of the learning rate");
     assert!(html.contains("Target mIoU") && html.matches("<polyline").count() >= 4);
     let tables = iou_tables(&html);
-    assert_eq!(tables.len(), 1);
+    assert_eq!(tables.len(), 2, "final and best");
     for c in CLASS_NAMES {
         assert!(tables[0].contains(&format!("<th>{c}</th>")), "{c} missing");
     }
@@ -162,9 +190,11 @@ fn the_table_follows_the_runs_protocol() {
     let html = report(&[runs.join("so/seed1"), runs.join("p16/seed1")], 1);
     assert!(html.contains("16-class protocol"));
     let tables = iou_tables(&html);
-    assert_eq!(tables.len(), 2, "16 classes, then the 13 it implies");
-    assert_eq!(tables[0].split("<tr").count() - 2, 17);
-    assert_eq!(tables[1].split("<tr").count() - 2, 14);
+    assert_eq!(tables.len(), 4, "16 classes, then the 13 it implies, for the final and the best checkpoint");
+    for pair in tables.chunks(2) {
+        assert_eq!(pair[0].split("<tr").count() - 2, 17);
+        assert_eq!(pair[1].split("<tr").count() - 2, 14);
+    }
     // terrain, truck and train are not SYNTHIA classes: not in the tables, nor in the grid legend
     assert!(!html.contains(">terrain<") && !html.contains(">truck<"));
 }
@@ -174,9 +204,35 @@ fn segda_report_and_multi_run_eval_on_the_command_line() {
     let runs = trained();
     let out = tempfile::tempdir().unwrap();
     let page = out.path().join("r.html");
-    let o = segda().arg("report").arg(runs.join("so")).arg(runs.join("mi")).arg("--out").arg(&page).args(["--images", "1"]).output().unwrap();
+    let o = segda()
+        .arg("report")
+        .arg(runs.join("so"))
+        .arg(runs.join("mi"))
+        .arg("--out")
+        .arg(&page)
+        .args(["--images", "1"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("r.html") && page.is_file());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("r.html") && page.is_file());
+    // the adaptation table, with --baseline paired by seed
+    assert!(stdout.contains("| setting | seeds | final mIoU | best mIoU |"), "{stdout}");
+    let o = segda()
+        .arg("report")
+        .arg(runs.join("mi"))
+        .arg("--baseline")
+        .arg(runs.join("so"))
+        .arg("--out")
+        .arg(&page)
+        .args(["--images", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("final − source_only (paired)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 
     let run_args = |c: &mut std::process::Command| {
         for r in ["so/seed1", "so/seed2", "mi/seed1"] {
@@ -188,7 +244,12 @@ fn segda_report_and_multi_run_eval_on_the_command_line() {
     run_args(&mut c);
     let o = c.output().unwrap();
     let md = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && md.contains("| class (19) | minent (n=1) | source_only (n=2) |") && md.contains("| **mIoU** |"), "{md}");
+    assert!(
+        o.status.success()
+            && md.contains("| class (19) | minent (n=1) | source_only (n=2) |")
+            && md.contains("| **mIoU** |"),
+        "{md}"
+    );
     let mut c = segda();
     c.args(["eval", "--json"]);
     run_args(&mut c);
@@ -201,7 +262,13 @@ fn segda_report_and_multi_run_eval_on_the_command_line() {
     assert!(so["miou"]["mean"].as_f64().is_some() && so["miou"]["std"].as_f64().is_some());
     assert_eq!(so["per_class"].as_object().unwrap().len(), 19);
     // the mean is the mean of the two seeds' mIoU
-    let seeds: Vec<f64> = v["runs"].as_array().unwrap().iter().filter(|r| r["method"] == "source_only").map(|r| r["miou"].as_f64().unwrap()).collect();
+    let seeds: Vec<f64> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "source_only")
+        .map(|r| r["miou"].as_f64().unwrap())
+        .collect();
     assert!((so["miou"]["mean"].as_f64().unwrap() - (seeds[0] + seeds[1]) / 2.0).abs() < 1e-9);
 
     // a run still in progress (a config, no evaluation yet) is left out with a warning
@@ -248,7 +315,8 @@ fn sweep_ends_by_writing_the_report() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let cfg = tmp.path().join("exp.toml");
-    std::fs::write(&cfg, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml()).unwrap();
+    std::fs::write(&cfg, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml())
+        .unwrap();
     let out = tmp.path().join("sweep");
     let o = segda().args(["sweep", "--seeds", "2", "--config"]).arg(&cfg).arg("--out").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -265,9 +333,18 @@ fn sweep_only_runs_the_named_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
     let cfg = tmp.path().join("exp.toml");
-    std::fs::write(&cfg, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml()).unwrap();
+    std::fs::write(&cfg, tiny_config(&data, &["source_only"], &["train.iters=2", "train.eval_every=2"]).to_toml())
+        .unwrap();
     let out = tmp.path().join("sweep");
-    let run = |only: &str| segda().args(["sweep", "--seeds", "3", "--only", only, "--config"]).arg(&cfg).arg("--out").arg(&out).output().unwrap();
+    let run = |only: &str| {
+        segda()
+            .args(["sweep", "--seeds", "3", "--only", only, "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
     let o = run("2");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.join("seed2/checkpoints/last").is_dir());
@@ -277,4 +354,42 @@ fn sweep_only_runs_the_named_seed() {
     assert!(again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already complete"));
     let bad = run("4");
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--only"));
+}
+
+/// `segda predict` over a folder: outputs keep the inputs' relative paths (a/x.png, b/x.png and
+/// b/x.jpg wrote one file before), an unreadable image is reported while the rest complete, and
+/// the exit status says that one failed.
+#[test]
+fn predict_keeps_relative_names_and_goes_on_past_a_bad_image() {
+    let runs = trained();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    let img = image::RgbImage::from_fn(40, 20, |x, y| image::Rgb([(x * 6) as u8, (y * 12) as u8, 90]));
+    for rel in ["a/x.png", "b/x.png", "b/x.jpg", "c/y_leftImg8bit.png"] {
+        let p = input.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        img.save(&p).unwrap();
+    }
+    std::fs::write(input.join("c/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let out = tmp.path().join("out");
+    let o = segda()
+        .arg("predict")
+        .arg("--run")
+        .arg(runs.join("so/seed1"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .arg("--labelids")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "one image failed: {stderr}");
+    assert!(stderr.contains("broken.png"), "the bad file is named: {stderr}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("4 of 5 images"));
+    for name in ["a/x", "b/x_png", "b/x_jpg", "c/y"] {
+        let p = out.join("labelIds").join(format!("{name}_pred_labelIds.png"));
+        let (w, h) = image::image_dimensions(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!((w, h), (40, 20), "predicted at the input's size");
+    }
 }

@@ -1,8 +1,8 @@
 //! Cityscapes: `leftImg8bit/SPLIT/CITY/CITY_SEQ_FRAME_leftImg8bit.png` with
 //! `gtFine/SPLIT/CITY/CITY_SEQ_FRAME_gtFine_labelIds.png` (8-bit labelIds).
 use super::classes::{label_id_lut, NUM_LABEL_IDS};
-use super::layout::{map_ids, require_dir, DecodedLabel, Item, Split};
 use super::io;
+use super::layout::{map_ids, require_dir, DecodedLabel, Item, Split};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 

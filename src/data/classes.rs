@@ -7,17 +7,48 @@ pub const NUM_CLASSES: usize = 19;
 pub const IGNORE: u8 = 255;
 
 pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
 ];
 
 /// The standard Cityscapes colours, in trainId order.
 pub const PALETTE: [[u8; 3]; NUM_CLASSES] = [
-    [128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153],
-    [153, 153, 153], [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152],
-    [70, 130, 180], [220, 20, 60], [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100],
-    [0, 80, 100], [0, 0, 230], [119, 11, 32],
+    [128, 64, 128],
+    [244, 35, 232],
+    [70, 70, 70],
+    [102, 102, 156],
+    [190, 153, 153],
+    [153, 153, 153],
+    [250, 170, 30],
+    [220, 220, 0],
+    [107, 142, 35],
+    [152, 251, 152],
+    [70, 130, 180],
+    [220, 20, 60],
+    [255, 0, 0],
+    [0, 0, 142],
+    [0, 0, 70],
+    [0, 60, 100],
+    [0, 80, 100],
+    [0, 0, 230],
+    [119, 11, 32],
 ];
 
 /// Cityscapes labelId of each trainId.
@@ -42,8 +73,22 @@ pub fn label_id_lut() -> [u8; 256] {
 
 /// SYNTHIA-RAND-CITYSCAPES class id (R channel of GT/LABELS) → trainId.
 pub const SYNTHIA_TO_TRAIN: [(u16, u8); 16] = [
-    (3, 0), (4, 1), (2, 2), (21, 3), (5, 4), (7, 5), (15, 6), (9, 7), (6, 8), (1, 10),
-    (10, 11), (17, 12), (8, 13), (19, 15), (12, 17), (11, 18),
+    (3, 0),
+    (4, 1),
+    (2, 2),
+    (21, 3),
+    (5, 4),
+    (7, 5),
+    (15, 6),
+    (9, 7),
+    (6, 8),
+    (1, 10),
+    (10, 11),
+    (17, 12),
+    (8, 13),
+    (19, 15),
+    (12, 17),
+    (11, 18),
 ];
 
 /// Highest class id SYNTHIA's label set uses (0 void … 22 lanemarking).

@@ -60,7 +60,10 @@ impl Dataset {
             items = restrict_to_list(items, list, kind)?;
         }
         if items.is_empty() {
-            return Err(Error::format(root, format!("no images found for the {kind} layout, split `{}`", split.as_str())));
+            return Err(Error::format(
+                root,
+                format!("no images found for the {kind} layout, split `{}`", split.as_str()),
+            ));
         }
         Ok(Dataset { kind, root: root.to_path_buf(), split, items })
     }
@@ -126,7 +129,9 @@ impl Dataset {
                 if d.unknown > 0 {
                     ui::warn_once(&format!(
                         "{}: {} pixels have ids the {} layout does not define; they are ignored",
-                        path.display(), d.unknown, self.kind
+                        path.display(),
+                        d.unknown,
+                        self.kind
                     ));
                 }
                 Some(self.reconcile_size(item, &image, d.train_ids)?)

@@ -1,8 +1,8 @@
 //! A generic folder: `images/NAME.{png,jpg}` with optional `labels/NAME.png` holding trainIds
 //! (8-bit, 255 = ignore). `ROOT/SPLIT/images` is used when it exists, else `ROOT/images`.
 use super::classes::{IGNORE, NUM_CLASSES};
-use super::layout::{files_with_ext, map_ids, require_dir, stem, DecodedLabel, Item, Split};
 use super::io;
+use super::layout::{files_with_ext, map_ids, require_dir, stem, DecodedLabel, Item, Split};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,8 @@
 //! GTA5 ("Playing for Data"): `images/NNNNN.png` with `labels/NNNNN.png`, palette PNGs whose
 //! palette *index* is the Cityscapes labelId.
 use super::classes::{label_id_lut, NUM_LABEL_IDS};
-use super::layout::{map_ids, paired_items, require_dir, DecodedLabel, Item};
 use super::io;
+use super::layout::{map_ids, paired_items, require_dir, DecodedLabel, Item};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,34 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Cursor};
 use std::path::Path;
 
+/// The most pixels a decoded image or label may have unless `SEGDA_MAX_IMAGE_PIXELS` says
+/// otherwise: 64 Mpx, 30 times a Cityscapes frame. A header that claims more is refused before
+/// anything is allocated, so a corrupt or hostile file (a decompression bomb) is an error that
+/// names the file, never an aborted process.
+pub const DEFAULT_MAX_PIXELS: u64 = 64 << 20;
+
+/// `SEGDA_MAX_IMAGE_PIXELS` (for genuinely huge images), else [`DEFAULT_MAX_PIXELS`].
+pub fn max_pixels() -> u64 {
+    std::env::var("SEGDA_MAX_IMAGE_PIXELS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_PIXELS)
+}
+
+/// Refuse dimensions from a header before decoding: empty, or above [`max_pixels`].
+fn check_dimensions(w: u32, h: u32) -> Result<(), String> {
+    let (n, max) = (u64::from(w) * u64::from(h), max_pixels());
+    if n == 0 {
+        return Err(format!("the header claims an empty {w}×{h} image"));
+    }
+    if n > max {
+        return Err(format!(
+            "the header claims {w}×{h} pixels ({:.1} Mpx), above the limit of {:.1} Mpx \
+             (set SEGDA_MAX_IMAGE_PIXELS to raise it for genuinely large images)",
+            n as f64 / 1e6,
+            max as f64 / 1e6
+        ));
+    }
+    Ok(())
+}
+
 /// Decode any supported image file (PNG of any depth/colour type, JPEG) to 8-bit RGB.
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).at(path)?;
@@ -16,10 +44,19 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
 }
 
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
+    use image::ImageDecoder;
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read image: {e}"))?;
-    let img = reader.decode().map_err(|e| format!("not a readable image ({e})"))?;
+    let decoder = reader.into_decoder().map_err(|e| format!("not a readable image ({e})"))?;
+    let (w, h) = decoder.dimensions();
+    check_dimensions(w, h)?;
+    // the decoded buffer is at most max_pixels × 4 channels × 2 bytes
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels().saturating_mul(8).saturating_add(1 << 20));
+    let mut decoder = decoder;
+    decoder.set_limits(limits).map_err(|e| format!("not a readable image ({e})"))?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| format!("not a readable image ({e})"))?;
     Ok(img.to_rgb8())
 }
 
@@ -39,6 +76,7 @@ pub fn decode_png_raw(bytes: &[u8]) -> Result<RawPng, String> {
     let mut dec = png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: 1 << 29 });
     dec.set_transformations(png::Transformations::IDENTITY);
     let mut reader = dec.read_info().map_err(|e| format!("not a readable PNG ({e})"))?;
+    check_dimensions(reader.info().width, reader.info().height)?;
     let size = reader.output_buffer_size().ok_or("PNG dimensions too large")?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(|e| format!("corrupt or truncated PNG ({e})"))?;
@@ -64,7 +102,14 @@ pub fn decode_png_raw(bytes: &[u8]) -> Result<RawPng, String> {
         }
         d => return Err(format!("unsupported PNG bit depth {d:?} (labels must be 8 or 16 bit)")),
     };
-    Ok(RawPng { width: info.width, height: info.height, color: info.color_type, depth: info.bit_depth, channels, samples })
+    Ok(RawPng {
+        width: info.width,
+        height: info.height,
+        color: info.color_type,
+        depth: info.bit_depth,
+        channels,
+        samples,
+    })
 }
 
 fn describe(raw: &RawPng) -> String {
@@ -78,13 +123,10 @@ fn describe(raw: &RawPng) -> String {
 /// An 8-bit single-channel label (grayscale or palette indices), values untouched.
 pub fn decode_index_label(bytes: &[u8]) -> Result<GrayImage, String> {
     let raw = decode_png_raw(bytes)?;
-    let ok = raw.depth == png::BitDepth::Eight
-        && matches!(raw.color, png::ColorType::Grayscale | png::ColorType::Indexed);
+    let ok =
+        raw.depth == png::BitDepth::Eight && matches!(raw.color, png::ColorType::Grayscale | png::ColorType::Indexed);
     if !ok {
-        return Err(format!(
-            "expected an 8-bit grayscale or palette label PNG, found {}",
-            describe(&raw)
-        ));
+        return Err(format!("expected an 8-bit grayscale or palette label PNG, found {}", describe(&raw)));
     }
     let data = raw.samples.into_iter().map(|v| v as u8).collect();
     Ok(GrayImage::from_raw(raw.width, raw.height, data).expect("sizes match"))
@@ -93,13 +135,9 @@ pub fn decode_index_label(bytes: &[u8]) -> Result<GrayImage, String> {
 /// SYNTHIA's 16-bit RGB(A) label: the class id is the R sample.
 pub fn decode_synthia_label(bytes: &[u8]) -> Result<(u32, u32, Vec<u16>), String> {
     let raw = decode_png_raw(bytes)?;
-    let ok = raw.depth == png::BitDepth::Sixteen
-        && matches!(raw.color, png::ColorType::Rgb | png::ColorType::Rgba);
+    let ok = raw.depth == png::BitDepth::Sixteen && matches!(raw.color, png::ColorType::Rgb | png::ColorType::Rgba);
     if !ok {
-        return Err(format!(
-            "expected a 16-bit RGB SYNTHIA label PNG (class id in R), found {}",
-            describe(&raw)
-        ));
+        return Err(format!("expected a 16-bit RGB SYNTHIA label PNG (class id in R), found {}", describe(&raw)));
     }
     let r = raw.samples.chunks_exact(raw.channels).map(|px| px[0]).collect();
     Ok((raw.width, raw.height, r))
@@ -220,6 +258,63 @@ mod tests {
         for cut in [8, 20, 40, bytes.len() / 2, bytes.len() - 5] {
             assert!(decode_index_label(&bytes[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    /// A tiny PNG with IHDR's width and height replaced (and its CRC recomputed, so that the
+    /// decoder believes it).
+    pub(crate) fn with_claimed_size(png: &[u8], w: u32, h: u32) -> Vec<u8> {
+        let mut b = png.to_vec();
+        // signature (8), IHDR length (4), "IHDR" (4), then width and height
+        b[16..20].copy_from_slice(&w.to_be_bytes());
+        b[20..24].copy_from_slice(&h.to_be_bytes());
+        let crc = crc32(&b[12..29]);
+        b[29..33].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &x in bytes {
+            c ^= u32::from(x);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    fn png_bytes(w: u32, h: u32, color: png::ColorType, depth: png::BitDepth) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut enc = png::Encoder::new(&mut buf, w, h);
+        enc.set_color(color);
+        enc.set_depth(depth);
+        if color == png::ColorType::Indexed {
+            enc.set_palette(vec![0u8; 256 * 3]);
+        }
+        let bytes = (w * h) as usize * color.samples() * if depth == png::BitDepth::Sixteen { 2 } else { 1 };
+        enc.write_header().unwrap().write_image_data(&vec![1u8; bytes]).unwrap();
+        buf
+    }
+
+    /// A header that claims 60000×60000 pixels is refused before anything is allocated, by
+    /// every decoder (it aborted the process with a 76 GB allocation before), and the limit can
+    /// be raised.
+    #[test]
+    fn huge_claimed_dimensions_are_refused_before_allocation() {
+        use png::{BitDepth, ColorType};
+        let huge = |c, d| with_claimed_size(&png_bytes(4, 4, c, d), 60000, 60000);
+        for e in [
+            decode_index_label(&huge(ColorType::Indexed, BitDepth::Eight)).unwrap_err(),
+            decode_index_label(&huge(ColorType::Grayscale, BitDepth::Eight)).unwrap_err(),
+            decode_synthia_label(&huge(ColorType::Rgb, BitDepth::Sixteen)).unwrap_err(),
+            decode_rgb(&huge(ColorType::Rgb, BitDepth::Eight)).unwrap_err(),
+        ] {
+            assert!(e.contains("60000×60000") && e.contains("SEGDA_MAX_IMAGE_PIXELS"), "{e}");
+        }
+        assert!(decode_index_label(&with_claimed_size(&png_bytes(4, 4, ColorType::Grayscale, BitDepth::Eight), 0, 7))
+            .is_err());
+        // a real image just under the limit decodes
+        assert!(decode_index_label(&png_bytes(64, 32, ColorType::Grayscale, BitDepth::Eight)).is_ok());
     }
 
     proptest! {

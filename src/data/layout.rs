@@ -45,7 +45,12 @@ pub struct DecodedLabel {
 }
 
 /// Map raw label values to trainIds with `lut` (None = unknown id → ignore, counted).
-pub fn map_ids(width: u32, height: u32, raw: impl Iterator<Item = usize>, lut: impl Fn(usize) -> Option<u8>) -> DecodedLabel {
+pub fn map_ids(
+    width: u32,
+    height: u32,
+    raw: impl Iterator<Item = usize>,
+    lut: impl Fn(usize) -> Option<u8>,
+) -> DecodedLabel {
     let mut unknown = 0u64;
     let data: Vec<u8> = raw
         .map(|v| {
@@ -64,7 +69,9 @@ pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str())))
+        .filter(|p| {
+            p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
+        })
         .collect();
     v.sort();
     Ok(v)
@@ -72,7 +79,12 @@ pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
 
 /// Items of a flat layout: every image of `dir` with these extensions, paired with
 /// `label_path(stem)` when the layout's label folder exists (`labelled`).
-pub fn paired_items(dir: &Path, exts: &[&str], labelled: bool, label_path: impl Fn(&str) -> PathBuf) -> Result<Vec<Item>> {
+pub fn paired_items(
+    dir: &Path,
+    exts: &[&str],
+    labelled: bool,
+    label_path: impl Fn(&str) -> PathBuf,
+) -> Result<Vec<Item>> {
     Ok(files_with_ext(dir, exts)?
         .into_iter()
         .map(|img| {

@@ -30,16 +30,41 @@ pub struct LoaderSpec {
     pub prefetch: usize,
     /// Stop after one pass (evaluation) instead of cycling forever (training).
     pub once: bool,
+    /// One pass (`once`) that goes on past an item that fails to load, reporting it in the
+    /// stream (`segda predict` over a folder), instead of ending there.
+    pub keep_going: bool,
 }
 
 impl LoaderSpec {
     pub fn train(batch: usize, augment: Augment, normalize: Normalize, labels: bool, seed: u64) -> Self {
-        LoaderSpec { batch, augment, normalize, shuffle: true, labels, keep_label_size: false, seed, prefetch: 2, once: false }
+        LoaderSpec {
+            batch,
+            augment,
+            normalize,
+            shuffle: true,
+            labels,
+            keep_label_size: false,
+            seed,
+            prefetch: 2,
+            once: false,
+            keep_going: false,
+        }
     }
     /// One ordered pass, images resized to `resize`, labels at their own size.
     pub fn eval(resize: Option<[u32; 2]>, normalize: Normalize) -> Self {
         let augment = Augment { resize, crop: None, flip: false, upscale: None };
-        LoaderSpec { batch: 1, augment, normalize, shuffle: false, labels: true, keep_label_size: true, seed: 0, prefetch: 2, once: true }
+        LoaderSpec {
+            batch: 1,
+            augment,
+            normalize,
+            shuffle: false,
+            labels: true,
+            keep_label_size: true,
+            seed: 0,
+            prefetch: 2,
+            once: true,
+            keep_going: false,
+        }
     }
 }
 
@@ -119,7 +144,10 @@ impl Loader {
                 // its own decoding pool: the thread that waits on this stream inside a training
                 // step (ASS, LSE) is a worker of the global pool (`runtime::pool`), so decoding must not
                 // need that pool's workers
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).thread_name(|i| format!("segda-decode-{i}")).build();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(rayon::current_num_threads())
+                    .thread_name(|i| format!("segda-decode-{i}"))
+                    .build();
                 let mut stream = Stream::new(dataset.len(), spec.seed, spec.shuffle);
                 let total = dataset.len() as u64;
                 let mut b = start;
@@ -128,14 +156,17 @@ impl Loader {
                     if spec.once && first >= total {
                         break;
                     }
-                    let end = if spec.once { (first + spec.batch as u64).min(total) } else { first + spec.batch as u64 };
+                    let end =
+                        if spec.once { (first + spec.batch as u64).min(total) } else { first + spec.batch as u64 };
                     let jobs: Vec<(u64, usize)> = (first..end).map(|k| (k, stream.item(k))).collect();
                     let batch = match &pool {
                         Ok(pool) => pool.install(|| make_batch(&dataset, &spec, &stream, &jobs)),
-                        Err(e) => Err(crate::error::Error::Other(format!("cannot start the data loader's threads: {e}"))),
+                        Err(e) => {
+                            Err(crate::error::Error::Other(format!("cannot start the data loader's threads: {e}")))
+                        }
                     };
                     let failed = batch.is_err();
-                    if tx.send(batch).is_err() || failed {
+                    if tx.send(batch).is_err() || (failed && !spec.keep_going) {
                         break;
                     }
                     b += 1;
@@ -146,7 +177,7 @@ impl Loader {
     }
 
     /// The next batch; None at the end of a one-pass loader.
-    pub fn next(&mut self) -> Option<Result<Batch>> {
+    pub fn next_batch(&mut self) -> Option<Result<Batch>> {
         let b = self.rx.recv().ok()?;
         self.position += 1;
         Some(b)
@@ -180,7 +211,10 @@ fn make_batch(ds: &Dataset, spec: &LoaderSpec, stream: &Stream, jobs: &[(u64, us
     if let Some(other) = samples.iter().find(|s| s.2 != (w, h)) {
         return Err(crate::error::Error::format(
             &ds.items[other.1].image,
-            format!("image is {}x{}, other images of the batch are {w}x{h}: set a resize or crop size", other.2 .0, other.2 .1),
+            format!(
+                "image is {}x{}, other images of the batch are {w}x{h}: set a resize or crop size",
+                other.2 .0, other.2 .1
+            ),
         ));
     }
     let mut images = Vec::with_capacity(samples.len() * 3 * (w * h) as usize);

@@ -1,8 +1,8 @@
 //! SYNTHIA-RAND-CITYSCAPES: `RGB/NNNNNNN.png` with `GT/LABELS/NNNNNNN.png`, 16-bit RGB labels
 //! whose R channel is the SYNTHIA class id (G/B hold instance ids).
 use super::classes::{synthia_id_to_train_id, SYNTHIA_MAX_ID};
-use super::layout::{map_ids, paired_items, require_dir, DecodedLabel, Item};
 use super::io;
+use super::layout::{map_ids, paired_items, require_dir, DecodedLabel, Item};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
 

@@ -31,9 +31,7 @@ impl Normalize {
                 let v = px.0[c] as f32;
                 match self {
                     Normalize::CaffeBgr => out[(2 - c) * plane + i] = v - CAFFE_BGR_MEAN[2 - c],
-                    Normalize::ImagenetRgb => {
-                        out[c * plane + i] = (v / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
-                    }
+                    Normalize::ImagenetRgb => out[c * plane + i] = (v / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c],
                 }
             }
         }
@@ -81,16 +79,30 @@ pub fn random_crop_origin(rng: &mut impl Rng, w: u32, h: u32, cw: u32, ch: u32) 
 }
 
 /// Crop `cw`×`ch` at (x, y); regions outside the source are black / ignore.
-pub fn crop_pair(img: &RgbImage, lbl: Option<&GrayImage>, x: u32, y: u32, cw: u32, ch: u32) -> (RgbImage, Option<GrayImage>) {
+pub fn crop_pair(
+    img: &RgbImage,
+    lbl: Option<&GrayImage>,
+    x: u32,
+    y: u32,
+    cw: u32,
+    ch: u32,
+) -> (RgbImage, Option<GrayImage>) {
     let (w, h) = img.dimensions();
     let inside = |px: u32, py: u32| x + px < w && y + py < h;
-    let ci = RgbImage::from_fn(cw, ch, |px, py| {
-        if inside(px, py) { *img.get_pixel(x + px, y + py) } else { image::Rgb([0, 0, 0]) }
-    });
+    let ci =
+        RgbImage::from_fn(
+            cw,
+            ch,
+            |px, py| {
+                if inside(px, py) {
+                    *img.get_pixel(x + px, y + py)
+                } else {
+                    image::Rgb([0, 0, 0])
+                }
+            },
+        );
     let cl = lbl.map(|l| {
-        GrayImage::from_fn(cw, ch, |px, py| {
-            if inside(px, py) { *l.get_pixel(x + px, y + py) } else { Luma([IGNORE]) }
-        })
+        GrayImage::from_fn(cw, ch, |px, py| if inside(px, py) { *l.get_pixel(x + px, y + py) } else { Luma([IGNORE]) })
     });
     (ci, cl)
 }

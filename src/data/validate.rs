@@ -35,7 +35,8 @@ struct One {
 
 fn check(ds: &Dataset, i: usize) -> One {
     let item = &ds.items[i];
-    let mut one = One { size: None, labelled: false, pixels: [0; NUM_CLASSES], ignored: 0, errors: vec![], warnings: vec![] };
+    let mut one =
+        One { size: None, labelled: false, pixels: [0; NUM_CLASSES], ignored: 0, errors: vec![], warnings: vec![] };
     match io::read_rgb(&item.image) {
         Ok(img) => one.size = Some(img.dimensions()),
         Err(e) => one.errors.push((item.image.clone(), e.to_string())),
@@ -51,13 +52,18 @@ fn check(ds: &Dataset, i: usize) -> One {
         Ok(Some(d)) => {
             one.labelled = true;
             if d.unknown > 0 {
-                one.warnings.push((lp.clone(), format!("{} pixels with ids the {} layout does not define (read as ignore)", d.unknown, ds.kind)));
+                one.warnings.push((
+                    lp.clone(),
+                    format!("{} pixels with ids the {} layout does not define (read as ignore)", d.unknown, ds.kind),
+                ));
             }
             if let Some(s) = one.size {
                 if s != d.train_ids.dimensions() {
                     let msg = format!("label is {:?} but the image is {:?}", d.train_ids.dimensions(), s);
                     match ds.kind {
-                        super::dataset::DatasetKind::Gta5 => one.warnings.push((lp.clone(), format!("{msg} (resized with nearest when loading)"))),
+                        super::dataset::DatasetKind::Gta5 => {
+                            one.warnings.push((lp.clone(), format!("{msg} (resized with nearest when loading)")))
+                        }
                         _ => one.errors.push((lp.clone(), msg)),
                     }
                 }
@@ -110,16 +116,32 @@ impl Stats {
         let mut sizes: Vec<_> = self.sizes.iter().collect();
         sizes.sort_by(|a, b| b.1.cmp(a.1));
         let shown: Vec<String> = sizes.iter().take(4).map(|((w, h), n)| format!("{w}x{h} ({n})")).collect();
-        out += &format!("  sizes: {}{}\n", shown.join(", "), if sizes.len() > 4 { format!(" and {} more", sizes.len() - 4) } else { String::new() });
+        out += &format!(
+            "  sizes: {}{}\n",
+            shown.join(", "),
+            if sizes.len() > 4 { format!(" and {} more", sizes.len() - 4) } else { String::new() }
+        );
         if self.labelled > 0 {
             let total: u64 = self.class_pixels.iter().sum::<u64>() + self.ignored;
-            out += &format!("  class pixel frequencies ({} classes; ignored {:.2}%):\n", protocol, 100.0 * self.ignored as f64 / total.max(1) as f64);
+            out += &format!(
+                "  class pixel frequencies ({} classes; ignored {:.2}%):\n",
+                protocol,
+                100.0 * self.ignored as f64 / total.max(1) as f64
+            );
             out += &format!("    {:<14} {:>8} {:>8}\n", "class", "pixels%", "images");
             for &c in protocol.classes() {
                 let c = c as usize;
-                out += &format!("    {:<14} {:>8.3} {:>8}\n", CLASS_NAMES[c], 100.0 * self.class_pixels[c] as f64 / total.max(1) as f64, self.class_images[c]);
+                out += &format!(
+                    "    {:<14} {:>8.3} {:>8}\n",
+                    CLASS_NAMES[c],
+                    100.0 * self.class_pixels[c] as f64 / total.max(1) as f64,
+                    self.class_images[c]
+                );
             }
-            let outside: Vec<&str> = (0..NUM_CLASSES).filter(|&c| !protocol.contains(c as u8) && self.class_pixels[c] > 0).map(|c| CLASS_NAMES[c]).collect();
+            let outside: Vec<&str> = (0..NUM_CLASSES)
+                .filter(|&c| !protocol.contains(c as u8) && self.class_pixels[c] > 0)
+                .map(|c| CLASS_NAMES[c])
+                .collect();
             if !outside.is_empty() {
                 out += &format!("  present but not evaluated under {}: {}\n", protocol, outside.join(", "));
             }

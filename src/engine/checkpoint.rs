@@ -29,7 +29,14 @@ pub fn dir(run: &Path, name: &str) -> PathBuf {
 
 /// Write checkpoint `name` (e.g. "last", "best") of the run. `optim` and methods are optional
 /// (the best checkpoint holds weights only).
-pub fn save(run: &Path, name: &str, net: &SegNet, optim: Option<&ModuleOptimizer>, methods: &[Box<dyn Method>], progress: &Progress) -> Result<()> {
+pub fn save(
+    run: &Path,
+    name: &str,
+    net: &SegNet,
+    optim: Option<&ModuleOptimizer>,
+    methods: &[Box<dyn Method>],
+    progress: &Progress,
+) -> Result<()> {
     let root = run.join("checkpoints");
     let tmp = root.join(format!(".tmp-{name}"));
     let old = root.join(format!(".old-{name}"));
@@ -104,7 +111,12 @@ pub fn load_optim(o: ModuleOptimizer, ckpt: &Path) -> Result<ModuleOptimizer> {
 
 /// Accept a run dir, a checkpoint dir or a .bpk file; return the model file.
 pub fn resolve_weights(p: &Path) -> Result<PathBuf> {
-    let candidates = [p.to_path_buf(), p.join("model.bpk"), p.join("checkpoints/best/model.bpk"), p.join("checkpoints/last/model.bpk")];
+    let candidates = [
+        p.to_path_buf(),
+        p.join("model.bpk"),
+        p.join("checkpoints/best/model.bpk"),
+        p.join("checkpoints/last/model.bpk"),
+    ];
     candidates
         .into_iter()
         .find(|c| c.is_file())

@@ -14,11 +14,34 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// Open (appending, so a resumed run continues the same file).
-    pub fn open(run: &Path) -> Result<Self> {
+    /// Open for a run that continues from iteration `from` (0: a fresh start). What an earlier
+    /// process logged after `from` (it died after its last checkpoint) is cut: `metrics.jsonl`
+    /// keeps the lines up to `from` (rewritten atomically), and the new TensorBoard file starts
+    /// with a session restart at `from + 1`, which makes TensorBoard drop the older files' later
+    /// points.
+    pub fn open(run: &Path, from: u64) -> Result<Self> {
         let path = run.join("metrics.jsonl");
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).at(&path)?;
+            let keep: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<Value>(l).ok().and_then(|v| v["iter"].as_u64()).is_some_and(|i| i <= from)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            if keep.len() != text.len() {
+                let tmp = run.join("metrics.jsonl.partial");
+                std::fs::write(&tmp, keep).at(&tmp)?;
+                std::fs::rename(&tmp, &path).at(&path)?;
+            }
+        }
         let f = OpenOptions::new().create(true).append(true).open(&path).at(&path)?;
-        Ok(RunLog { path, jsonl: BufWriter::new(f), tb: EventWriter::create(run)? })
+        let mut tb = EventWriter::create(run)?;
+        if from > 0 {
+            tb.restart(from + 1)?;
+        }
+        Ok(RunLog { path, jsonl: BufWriter::new(f), tb })
     }
 
     /// Log named scalars at an iteration (`kind` = "train" or "eval").
@@ -49,4 +72,35 @@ pub fn read_metrics(run: &Path) -> Result<Vec<Value>> {
     let path = run.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).at(&path)?;
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process killed after its checkpoint at iteration 10 had logged up to 15 (and a torn
+    /// line): the resumed run's log holds every iteration once (it held 11–15 twice before).
+    #[test]
+    fn a_resumed_log_is_cut_back_to_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = (1..=15).map(|i| format!("{{\"kind\":\"train\",\"iter\":{i},\"seg\":1.0}}\n")).collect();
+        std::fs::write(dir.path().join("metrics.jsonl"), lines + "{\"kind\":\"tr").unwrap();
+        let mut log = RunLog::open(dir.path(), 10).unwrap();
+        log.scalars("train", 11, &[("seg".into(), 0.5)], None).unwrap();
+        let iters: Vec<u64> = read_metrics(dir.path()).unwrap().iter().map(|v| v["iter"].as_u64().unwrap()).collect();
+        assert_eq!(iters, (1..=11).collect::<Vec<_>>());
+        // the new TensorBoard file opens with a session restart (SessionLog START) at 11
+        let events: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("tfevents"))
+            .collect();
+        assert_eq!(events.len(), 1);
+        let bytes = std::fs::read(&events[0]).unwrap();
+        assert!(bytes.windows(5).any(|w| w == [0x10, 11, 0x3a, 0x02, 0x08]), "no restart at step 11");
+        // a fresh start keeps nothing of an earlier attempt's lines
+        drop(log);
+        RunLog::open(dir.path(), 0).unwrap();
+        assert!(read_metrics(dir.path()).unwrap().is_empty());
+    }
 }

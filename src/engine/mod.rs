@@ -1,5 +1,6 @@
 //! The training engine: one loop, checkpoints, logging, data-parallel replicas.
 pub mod checkpoint;
+pub mod lock;
 pub mod log;
 pub mod parallel;
 pub mod stages;

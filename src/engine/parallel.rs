@@ -14,19 +14,22 @@
 //! streams of a method (ASS's labelled target images, LSE's rounds) give every device the same
 //! batches. burn 0.22.1 implements the all-reduce only on CUDA (NCCL).
 use super::checkpoint;
-use crate::optim::{self, ModuleOptimizer};
 use super::step::{iterate, Learner, Outcome};
 use crate::config::Config;
 use crate::data::loader::Batch;
 use crate::error::{Error, Result};
 use crate::methods::{self, Before, DomainBatch, Method, Needs};
 use crate::model::SegNet;
+use crate::optim::{self, ModuleOptimizer};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
+
+/// Named scalars of one replica's iteration.
+type Scalars = Vec<(String, f64)>;
 
 /// Marks every float parameter as distributed (keyed by its `ParamId`, equal across replicas
 /// that were cloned from one network).
@@ -69,8 +72,11 @@ pub fn check(specs: &[String], batch: usize) -> Result<()> {
             "--devices: `{s}` is not a CUDA device; data-parallel training needs CUDA (burn 0.22.1 implements its all-reduce only through NCCL)"
         )));
     }
-    if batch % specs.len() != 0 {
-        return Err(Error::config("train.batch", format!("{batch} images do not split evenly over {} devices", specs.len())));
+    if !batch.is_multiple_of(specs.len()) {
+        return Err(Error::config(
+            "train.batch",
+            format!("{batch} images do not split evenly over {} devices", specs.len()),
+        ));
     }
     Ok(())
 }
@@ -95,9 +101,16 @@ impl Replicas {
     /// Starts the synchronisation over `devices` (rank 0 first) and a replica of `net` on every
     /// device after the first; returns rank 0's network, marked distributed. `resume` is the
     /// checkpoint whose optimiser and method states every replica loads.
-    pub fn start(net: SegNet, cfg: &Config, devices: &[Device], run: &Path, resume: Option<&Path>) -> Result<(SegNet, Replicas)> {
+    pub fn start(
+        net: SegNet,
+        cfg: &Config,
+        devices: &[Device],
+        run: &Path,
+        resume: Option<&Path>,
+    ) -> Result<(SegNet, Replicas)> {
         let autodiff: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
-        let context = DistributedContext::init(autodiff.clone(), DistributedConfig { all_reduce_op: ReduceOperation::Mean });
+        let context =
+            DistributedContext::init(autodiff.clone(), DistributedConfig { all_reduce_op: ReduceOperation::Mean });
         let net = crate::nn::layers::materialize(net);
         let mut workers = Vec::new();
         for (rank, device) in autodiff.iter().enumerate().skip(1) {
@@ -138,10 +151,14 @@ impl Replicas {
     }
 
     /// Every replica's scalars for the iteration last sent, or the first failure.
-    pub fn collect(&self) -> Result<std::result::Result<Vec<Vec<(String, f64)>>, (String, f64)>> {
+    pub fn collect(&self) -> Result<std::result::Result<Vec<Scalars>, (String, f64)>> {
         let mut all = Vec::new();
         for (k, w) in self.workers.iter().enumerate() {
-            match w.answers.recv().map_err(|_| Error::Other(format!("device {} stopped without an answer", k + 1)))?? {
+            match w
+                .answers
+                .recv()
+                .map_err(|_| Error::Other(format!("device {} stopped without an answer", k + 1)))??
+            {
                 Ok(s) => all.push(s),
                 Err(bad) => return Ok(Err(bad)),
             }
@@ -162,7 +179,12 @@ impl Replicas {
 /// The mean of each scalar over the replicas (rank 0's first).
 pub fn mean(ranks: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
     let n = ranks.len() as f64;
-    ranks[0].iter().map(|(k, _)| (k.clone(), ranks.iter().filter_map(|r| r.iter().find(|(rk, _)| rk == k).map(|x| x.1)).sum::<f64>() / n)).collect()
+    ranks[0]
+        .iter()
+        .map(|(k, _)| {
+            (k.clone(), ranks.iter().filter_map(|r| r.iter().find(|(rk, _)| rk == k).map(|x| x.1)).sum::<f64>() / n)
+        })
+        .collect()
 }
 
 /// A device after the first, with what its thread needs.
@@ -214,7 +236,13 @@ impl Replica {
                 let src = source.as_ref().map(|b| DomainBatch::upload(slice(b, rank, world), &device));
                 let tgt = target.as_ref().map(|b| DomainBatch::upload(slice(b, rank, world), &device));
                 let owned = net.clone();
-                match iterate(owned, &mut Learner { optim: &mut optim, methods: &mut methods, needs, cfg: &cfg }, it, src.as_ref(), tgt.as_ref())? {
+                match iterate(
+                    owned,
+                    &mut Learner { optim: &mut optim, methods: &mut methods, needs, cfg: &cfg },
+                    it,
+                    src.as_ref(),
+                    tgt.as_ref(),
+                )? {
                     Outcome::Stepped { net: n, scalars } => {
                         net = n;
                         Ok(Ok(scalars))

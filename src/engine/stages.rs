@@ -47,11 +47,25 @@ impl Pending {
     /// Trains the stage unless it is complete (resuming it if it was interrupted); false when it
     /// was interrupted this time (Ctrl-C), so that nothing after it runs.
     pub fn ensure(self, opts: &TrainOptions) -> Result<bool> {
+        // another process (a sweep of another method, say) may be training this stage right now
+        let mut waiting = false;
+        while let Some(pid) = super::lock::holder(&self.dir) {
+            if !waiting {
+                ui::note(&format!("waiting for process {pid}, which is training the stage {}", self.dir.display()));
+                waiting = true;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
         if self.finished() {
             return Ok(true);
         }
         let resume = checkpoint::find(&self.dir, "last").is_some();
-        ui::note(&format!("{} the stage {} (seed {})", if resume { "resuming" } else { "training" }, self.dir.display(), self.cfg.train.seed));
+        ui::note(&format!(
+            "{} the stage {} (seed {})",
+            if resume { "resuming" } else { "training" },
+            self.dir.display(),
+            self.cfg.train.seed
+        ));
         let opts = TrainOptions { out: self.dir, resume, ..opts.clone() };
         Ok(!train(self.cfg, &opts)?.interrupted)
     }

@@ -1,13 +1,15 @@
 //! One training iteration, shared by the training loop and `segda bench` (so that the benchmark
 //! times exactly what training runs).
-use crate::optim::{self, ModuleOptimizer};
 use crate::config::Config;
 use crate::error::Result;
-use crate::nn::losses::value;
 use crate::methods::{After, DomainBatch, Method, Needs, Step};
 use crate::model::SegNet;
+use crate::nn::losses::value;
+use crate::optim::{self, ModuleOptimizer};
 use burn::optim::GradientsParams;
 
+// The network is moved through, once per iteration: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// The updated network and the iteration's scalars (loss terms, then the methods' own).
     Stepped { net: SegNet, scalars: Vec<(String, f64)> },
@@ -18,7 +20,10 @@ pub enum Outcome {
 /// Where iteration `it` stands in the poly schedule: over the run, or over a method's own window
 /// (LSE's rounds).
 pub fn clock(methods: &[Box<dyn Method>], cfg: &Config, it: u64) -> optim::Clock {
-    methods.iter().find_map(|m| m.lr_window()).map_or(optim::Clock::run(&cfg.train, it), |w| optim::Clock::window(it, w))
+    methods
+        .iter()
+        .find_map(|m| m.lr_window())
+        .map_or(optim::Clock::run(&cfg.train, it), |w| optim::Clock::window(it, w))
 }
 
 /// What an iteration updates besides the network: its optimiser and the methods, with what
@@ -32,7 +37,13 @@ pub struct Learner<'a> {
 
 /// The methods' terms (and the supervised CE the union of their needs asks for), one backward
 /// of their sum, the network's optimiser step, then the methods' own updates.
-pub fn iterate(net: SegNet, learner: &mut Learner, it: u64, src: Option<&DomainBatch>, tgt: Option<&DomainBatch>) -> Result<Outcome> {
+pub fn iterate(
+    net: SegNet,
+    learner: &mut Learner,
+    it: u64,
+    src: Option<&DomainBatch>,
+    tgt: Option<&DomainBatch>,
+) -> Result<Outcome> {
     let Learner { optim, methods, needs, cfg } = learner;
     let (needs, cfg) = (*needs, *cfg);
     let clock = clock(methods, cfg, it);

@@ -53,7 +53,7 @@ impl EventWriter {
     pub fn create(dir: &Path) -> Result<Self> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "segda".into());
-        let path = dir.join(format!("events.out.tfevents.{}.{host}", now.as_secs()));
+        let path = dir.join(format!("events.out.tfevents.{}.{host}.{}", now.as_secs(), std::process::id()));
         let out = BufWriter::new(File::create(&path).at(&path)?);
         let mut w = EventWriter { path, out };
         let rec = event(now.as_secs_f64(), 0, |e| bytes_field(3, b"brain.Event:2", e));
@@ -81,6 +81,16 @@ impl EventWriter {
         bytes_field(1, &v, &mut summary);
         let rec = event(now.as_secs_f64(), step as i64, |e| bytes_field(5, &summary, e));
         self.record(&rec)
+    }
+
+    /// A session restart at `step` (SessionLog START): TensorBoard discards what earlier files
+    /// hold at `step` and later, as it does for a resumed TensorFlow job.
+    pub fn restart(&mut self, step: u64) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        // Event.session_log (field 7) = SessionLog { status (field 1) = START (1) }
+        let rec = event(now.as_secs_f64(), step as i64, |e| bytes_field(7, &[0x08, 0x01], e));
+        self.record(&rec)?;
+        self.flush()
     }
 
     pub fn flush(&mut self) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The one training loop every method runs on.
 use super::checkpoint::{self, Progress};
 use super::log::{brief, RunLog};
-use crate::optim;
+use super::step::{iterate, Learner, Outcome};
+use super::{parallel, stages};
 use crate::config::{Config, DataConfig, InitFrom};
 use crate::data::loader::{Batch, Loader, LoaderSpec};
 use crate::data::transform::Augment;
@@ -9,10 +10,9 @@ use crate::data::Dataset;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::runner::{evaluate, EvalSpec};
 use crate::eval::EvalReport;
-use super::{parallel, stages};
-use super::step::{iterate, Learner, Outcome};
 use crate::methods::{self, Before, DomainBatch, Needs};
 use crate::model::{import, weights, Init, SegNet};
+use crate::optim;
 use crate::ui;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,6 @@ fn augment(d: &DataConfig) -> Augment {
     Augment { resize: d.resize, crop: d.crop, flip: d.flip, upscale: None }
 }
 
-
 /// Build the network for a config: architecture, then `model.init` or `train.init_from` weights
 /// (a stage's run must be resolved first, `engine::stages`).
 pub fn build_net(cfg: &Config, device: &Device, verbose: bool) -> Result<SegNet> {
@@ -88,8 +87,12 @@ pub fn build_net(cfg: &Config, device: &Device, verbose: bool) -> Result<SegNet>
         let w = match from {
             InitFrom::Weights(p) => checkpoint::resolve_weights(p)?,
             InitFrom::Stage(st) => {
-                let run = st.run.as_ref().ok_or_else(|| Error::config("train.init_from", "the stage has not been trained yet"))?;
-                let ck = checkpoint::find(run, &st.checkpoint).ok_or_else(|| Error::format(run, format!("the stage has no `{}` checkpoint", st.checkpoint)))?;
+                let run = st
+                    .run
+                    .as_ref()
+                    .ok_or_else(|| Error::config("train.init_from", "the stage has not been trained yet"))?;
+                let ck = checkpoint::find(run, &st.checkpoint)
+                    .ok_or_else(|| Error::format(run, format!("the stage has no `{}` checkpoint", st.checkpoint)))?;
                 checkpoint::resolve_weights(&ck)?
             }
         };
@@ -124,18 +127,27 @@ pub fn train(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
 
 fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     let run = &opts.out;
+    let _lock = super::lock::RunLock::acquire(run)?;
     let last_ckpt = checkpoint::find(run, "last");
-    if let Some(p) = last_ckpt.as_ref().and_then(|c| checkpoint::read_progress(c).ok()).filter(|p| p.finished && opts.resume) {
+    if let Some(p) =
+        last_ckpt.as_ref().and_then(|c| checkpoint::read_progress(c).ok()).filter(|p| p.finished && opts.resume)
+    {
         return Err(Error::format(run, format!("this run finished at iteration {}; nothing to resume", p.iter)));
     }
     if last_ckpt.is_some() && !opts.resume {
-        return Err(Error::format(run, "this run already has checkpoints: pass --resume to continue it, or choose another --out"));
+        return Err(Error::format(
+            run,
+            "this run already has checkpoints: pass --resume to continue it, or choose another --out",
+        ));
     }
     let mut cfg = methods::resolve(cfg)?;
     let stage = stages::locate(&mut cfg, &opts.stages)?;
     // resuming a run that never reached its first checkpoint is starting it again, unless what
     // it was doing is training its stage
-    if opts.resume && last_ckpt.is_none() && !stage.as_ref().is_some_and(|s| !s.finished() && run.join("config.toml").is_file()) {
+    if opts.resume
+        && last_ckpt.is_none()
+        && !stage.as_ref().is_some_and(|s| !s.finished() && run.join("config.toml").is_file())
+    {
         return Err(Error::format(run, "--resume: nothing to resume here (no checkpoints/last); start the run without --resume, or choose another --out"));
     }
     std::fs::create_dir_all(run).at(run)?;
@@ -181,7 +193,11 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     let mut replicas = None;
     if !opts.parallel.is_empty() {
         let (n, r) = parallel::Replicas::start(net, &cfg, &opts.parallel, run, last_ckpt.as_deref())?;
-        ui::note(&format!("data-parallel over {} devices, {} images each per iteration", r.world(), cfg.train.batch / r.world()));
+        ui::note(&format!(
+            "data-parallel over {} devices, {} images each per iteration",
+            r.world(),
+            cfg.train.batch / r.world()
+        ));
         net = n;
         replicas = Some(r);
     }
@@ -198,8 +214,14 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             Loader::new(d, spec, progress.target_pos)
         }),
     };
-    let mut log = RunLog::open(run)?;
-    let eval_spec = EvalSpec { resize: cfg.val.resize, normalize, protocol: cfg.eval.protocol, limit: cfg.train.eval_images, progress: false };
+    let mut log = RunLog::open(run, progress.iter)?;
+    let eval_spec = EvalSpec {
+        resize: cfg.val.resize,
+        normalize,
+        protocol: cfg.eval.protocol,
+        limit: cfg.train.eval_images,
+        progress: false,
+    };
     let eval_every = if cfg.train.eval_every == 0 { cfg.train.iters } else { cfg.train.eval_every };
 
     let total = cfg.train.iters;
@@ -241,7 +263,13 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         }
         let mine = |b: Batch| DomainBatch::upload(if world > 1 { parallel::slice(&b, 0, world) } else { b }, &device);
         let (src, tgt) = (src.map(mine), tgt.map(mine));
-        let mut outcome = iterate(net, &mut Learner { optim: &mut optim, methods: &mut methods, needs, cfg: &cfg }, it, src.as_ref(), tgt.as_ref())?;
+        let mut outcome = iterate(
+            net,
+            &mut Learner { optim: &mut optim, methods: &mut methods, needs, cfg: &cfg },
+            it,
+            src.as_ref(),
+            tgt.as_ref(),
+        )?;
         if let (Some(r), Outcome::Stepped { scalars, .. }) = (&replicas, &mut outcome) {
             match r.collect()? {
                 Ok(others) => *scalars = parallel::mean(&[vec![scalars.clone()], others].concat()),
@@ -256,7 +284,11 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             Outcome::NonFinite { term, value } => {
                 pb.abandon();
                 let kept = match checkpoint::find(run, "last").and_then(|c| checkpoint::read_progress(&c).ok()) {
-                    Some(p) => format!("The last good checkpoint is {} (iteration {}).", checkpoint::dir(run, "last").display(), p.iter),
+                    Some(p) => format!(
+                        "The last good checkpoint is {} (iteration {}).",
+                        checkpoint::dir(run, "last").display(),
+                        p.iter
+                    ),
                     None => "No checkpoint was written before it.".to_string(),
                 };
                 return Err(Error::Other(format!("loss `{term}` is {value} at iteration {}; stopped without saving. {kept} Lower train.lr or check the data.", it + 1)));
@@ -269,7 +301,7 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         pb.set_position(progress.iter);
         pb.set_message(brief(&running));
         (window_iters, window_s) = (window_iters + 1, window_s + iteration_started.elapsed().as_secs_f64());
-        if progress.iter % cfg.train.log_every.max(1) == 0 || progress.iter == total {
+        if progress.iter.is_multiple_of(cfg.train.log_every.max(1)) || progress.iter == total {
             let mut s = scalars.clone();
             s.push(("lr".into(), super::step::clock(&methods, &cfg, it).lr(&cfg.train)));
             let n = f64::from(window_iters);
@@ -278,9 +310,14 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             log.scalars("train", progress.iter, &s, None)?;
         }
         let round_end = methods.iter().any(|m| m.eval_now());
-        if progress.iter % eval_every == 0 || progress.iter == total || round_end {
+        if progress.iter.is_multiple_of(eval_every) || progress.iter == total || round_end {
             let report = validate(&net, &val_ds, &eval_spec, &opts.device)?;
-            log.scalars("eval", progress.iter, &[("miou".into(), report.miou), ("pixel_acc".into(), report.pixel_acc)], Some(serde_json::json!({ "per_class": report.per_class })))?;
+            log.scalars(
+                "eval",
+                progress.iter,
+                &[("miou".into(), report.miou), ("pixel_acc".into(), report.pixel_acc)],
+                Some(serde_json::json!({ "per_class": report.per_class })),
+            )?;
             write_eval(run, "latest", &report, progress.iter)?;
             if progress.best_miou.is_none_or(|b| report.miou > b) {
                 progress.best_miou = Some(report.miou);
@@ -288,7 +325,13 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
                 checkpoint::save(run, "best", &net, None, &[], &progress)?;
                 write_eval(run, "best", &report, progress.iter)?;
             }
-            ui::note(&format!("iter {:>7}  mIoU {:.2}  (best {:.2} @ {})", progress.iter, report.miou, progress.best_miou.unwrap_or(f64::NAN), progress.best_iter.unwrap_or(0)));
+            ui::note(&format!(
+                "iter {:>7}  mIoU {:.2}  (best {:.2} @ {})",
+                progress.iter,
+                report.miou,
+                progress.best_miou.unwrap_or(f64::NAN),
+                progress.best_iter.unwrap_or(0)
+            ));
             last_report = Some(report);
             checkpoint::save(run, "last", &net, Some(&optim), &methods, &progress)?;
         }
@@ -313,11 +356,10 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     })
 }
 
-
 fn next(l: &mut Option<Loader>) -> Result<Option<Batch>> {
     match l {
         None => Ok(None),
-        Some(l) => Ok(Some(l.next().ok_or_else(|| Error::Other("data loader stopped unexpectedly".into()))??)),
+        Some(l) => Ok(Some(l.next_batch().ok_or_else(|| Error::Other("data loader stopped unexpectedly".into()))??)),
     }
 }
 
@@ -333,7 +375,8 @@ fn smooth(prev: &[(String, f64)], cur: &[(String, f64)]) -> Vec<(String, f64)> {
 
 pub fn validate(net: &SegNet, ds: &Dataset, spec: &EvalSpec, device: &Device) -> Result<EvalReport> {
     let inf = net.valid();
-    let conf = evaluate(&inf, ds, spec, device, None)?.ok_or_else(|| Error::format(&ds.root, "validation images have no labels"))?;
+    let conf = evaluate(&inf, ds, spec, device, None)?
+        .ok_or_else(|| Error::format(&ds.root, "validation images have no labels"))?;
     Ok(conf.report(spec.protocol))
 }
 

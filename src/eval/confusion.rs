@@ -125,7 +125,10 @@ impl EvalReport {
         for (name, iou) in self.ordered() {
             s.push_str(&format!("| {name} | {} |\n", iou.map_or("n/a".to_string(), |v| format!("{v:.2}"))));
         }
-        s.push_str(&format!("| **mIoU ({})** | **{:.2}** |\n| pixel acc. | {:.2} |\n", self.protocol, self.miou, self.pixel_acc));
+        s.push_str(&format!(
+            "| **mIoU ({})** | **{:.2}** |\n| pixel acc. | {:.2} |\n",
+            self.protocol, self.miou, self.pixel_acc
+        ));
         s
     }
 
@@ -145,7 +148,11 @@ impl EvalReport {
 mod nan_as_null {
     use serde::{Deserialize, Deserializer, Serializer};
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))

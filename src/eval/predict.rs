@@ -24,7 +24,10 @@ pub fn to_label_ids(train_ids: &GrayImage) -> GrayImage {
 /// Where the exports of image `name` go. labelIds and colour files live in separate folders
 /// because cityscapesscripts requires exactly one file per image to match `CITY_SEQ_FRAME`.
 pub fn export_paths(out: &Path, name: &str) -> (PathBuf, PathBuf) {
-    (out.join("labelIds").join(format!("{name}_pred_labelIds.png")), out.join("color").join(format!("{name}_pred_color.png")))
+    (
+        out.join("labelIds").join(format!("{name}_pred_labelIds.png")),
+        out.join("color").join(format!("{name}_pred_color.png")),
+    )
 }
 
 pub fn export(out: &Path, name: &str, train_ids: &GrayImage, label_ids: bool, color: bool) -> Result<()> {
@@ -48,7 +51,8 @@ pub fn read_label_id_prediction(path: &Path) -> Result<GrayImage> {
 /// Find the single prediction file among `files` whose name contains `name` (where several
 /// match, the one file with `labelIds` in its name).
 pub fn find_prediction(files: &[PathBuf], name: &str) -> Result<PathBuf> {
-    let mut hits: Vec<&PathBuf> = files.iter().filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy().contains(name))).collect();
+    let mut hits: Vec<&PathBuf> =
+        files.iter().filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy().contains(name))).collect();
     // a Cityscapes gtFine folder holds labelIds, instanceIds and color files: take the labelIds
     let label_ids: Vec<&PathBuf> = hits.iter().copied().filter(|p| p.to_string_lossy().contains("labelIds")).collect();
     if hits.len() > 1 && label_ids.len() == 1 {

@@ -6,8 +6,8 @@ use crate::data::loader::{Loader, LoaderSpec};
 use crate::data::transform::Normalize;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::losses::upsample;
 use crate::model::SegNet;
+use crate::nn::losses::upsample;
 use crate::ui;
 use burn::prelude::*;
 use image::GrayImage;
@@ -31,6 +31,9 @@ pub struct Export<'a> {
     pub dir: &'a Path,
     pub label_ids: bool,
     pub color: bool,
+    /// Where an image that cannot be read or written is reported, while the others go on
+    /// (`segda predict`); none: the first failure is the error.
+    pub failures: Option<&'a std::cell::RefCell<Vec<String>>>,
 }
 
 /// trainId map (argmax over the protocol's classes) of one image's logits [1,C,h,w], upsampled
@@ -42,7 +45,10 @@ pub fn predict_map(logits: Tensor<4>, size: [usize; 2], protocol: Protocol) -> G
     let (up, lut): (Tensor<4>, Vec<u8>) = if classes.len() == up.dims()[1] {
         (up, (0..classes.len() as u8).collect())
     } else {
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(classes.iter().map(|&c| c as i64).collect::<Vec<_>>(), [classes.len()]), &device);
+        let idx = Tensor::<1, Int>::from_data(
+            TensorData::new(classes.iter().map(|&c| c as i64).collect::<Vec<_>>(), [classes.len()]),
+            &device,
+        );
         (up.select(1, idx), classes.to_vec())
     };
     let am = up.argmax(1);
@@ -51,50 +57,81 @@ pub fn predict_map(logits: Tensor<4>, size: [usize; 2], protocol: Protocol) -> G
 }
 
 /// Predict every image of `ds` (in order) with an inference-mode network.
-pub fn evaluate(net: &SegNet, ds: &Dataset, spec: &EvalSpec, device: &Device, export: Option<Export>) -> Result<Option<Confusion>> {
+pub fn evaluate(
+    net: &SegNet,
+    ds: &Dataset,
+    spec: &EvalSpec,
+    device: &Device,
+    export: Option<Export>,
+) -> Result<Option<Confusion>> {
     evaluate_with(&|x| net.forward(x).main, ds, spec, device, export)
 }
 
 /// Equal-weight ensemble of networks: the mean of their main logits (ADVENT's AdvEnt+MinEnt
 /// fuses two models this way; bilinear upsampling is linear, so it commutes with the mean).
-pub fn evaluate_ensemble(nets: &[SegNet], ds: &Dataset, spec: &EvalSpec, device: &Device, export: Option<Export>) -> Result<Option<Confusion>> {
+pub fn evaluate_ensemble(
+    nets: &[SegNet],
+    ds: &Dataset,
+    spec: &EvalSpec,
+    device: &Device,
+    export: Option<Export>,
+) -> Result<Option<Confusion>> {
     let k = nets.len() as f64;
-    let fused = |x: Tensor<4>| nets.iter().map(|n| n.forward(x.clone()).main).reduce(|a, b| a + b).expect("at least one network").div_scalar(k);
+    let fused = |x: Tensor<4>| {
+        nets.iter().map(|n| n.forward(x.clone()).main).reduce(|a, b| a + b).expect("at least one network").div_scalar(k)
+    };
     evaluate_with(&fused, ds, spec, device, export)
 }
 
 /// Predict with any function from an input batch [1,3,h,w] to logits.
-pub fn evaluate_with(predict: &dyn Fn(Tensor<4>) -> Tensor<4>, ds: &Dataset, spec: &EvalSpec, device: &Device, export: Option<Export>) -> Result<Option<Confusion>> {
+pub fn evaluate_with(
+    predict: &dyn Fn(Tensor<4>) -> Tensor<4>,
+    ds: &Dataset,
+    spec: &EvalSpec,
+    device: &Device,
+    export: Option<Export>,
+) -> Result<Option<Confusion>> {
     let n = if spec.limit > 0 { spec.limit.min(ds.len()) } else { ds.len() };
     let mut sub = ds.clone();
     sub.items.truncate(n);
     let labelled = sub.has_labels();
     let mut ls = LoaderSpec::eval(spec.resize, spec.normalize);
     ls.labels = labelled;
+    let failures = export.and_then(|e| e.failures);
+    ls.keep_going = failures.is_some();
     let mut loader = Loader::new(Arc::new(sub), ls, 0);
     let mut conf = Confusion::new(spec.protocol);
     let pb = spec.progress.then(|| ui::bar(n as u64, "eval"));
-    while let Some(b) = loader.next() {
-        let b = b?;
-        let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
-        let logits = predict(x);
-        let (size, gt) = match &b.labels {
-            Some(ls) => {
-                let (w, h, v) = &ls[0];
-                ([*h as usize, *w as usize], Some(v))
+    while let Some(b) = loader.next_batch() {
+        let one = |b: Result<crate::data::loader::Batch>, conf: &mut Confusion| -> Result<()> {
+            let b = b?;
+            let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
+            let logits = predict(x);
+            let (size, gt) = match &b.labels {
+                Some(ls) => {
+                    let (w, h, v) = &ls[0];
+                    ([*h as usize, *w as usize], Some(v))
+                }
+                None => {
+                    // unlabelled: predict at the original image size
+                    let (w, h) = crate::data::io::image_dimensions(&ds.items[b.indices[0]].image)?;
+                    ([h as usize, w as usize], None)
+                }
+            };
+            let pred = predict_map(logits, size, spec.protocol);
+            if let Some(gt) = gt {
+                conf.add(gt, pred.as_raw());
             }
-            None => {
-                // unlabelled: predict at the original image size
-                let (w, h) = crate::data::io::image_dimensions(&ds.items[b.indices[0]].image)?;
-                ([h as usize, w as usize], None)
+            if let Some(e) = export {
+                predict::export(e.dir, &b.names[0], &pred, e.label_ids, e.color)?;
             }
+            Ok(())
         };
-        let pred = predict_map(logits, size, spec.protocol);
-        if let Some(gt) = gt {
-            conf.add(gt, pred.as_raw());
-        }
-        if let Some(e) = export {
-            predict::export(e.dir, &b.names[0], &pred, e.label_ids, e.color)?;
+        if let Err(e) = one(b, &mut conf) {
+            match failures {
+                Some(f) => f.borrow_mut().push(e.to_string()),
+                None => return Err(e),
+            }
         }
         if let Some(pb) = &pb {
             pb.inc(1);
@@ -111,11 +148,16 @@ pub fn evaluate_predictions(pred_dir: &Path, ds: &Dataset, protocol: Protocol) -
     let files = predict::png_files(pred_dir)?;
     let mut conf = Confusion::new(protocol);
     for i in 0..ds.len() {
-        let gt = ds.load_label(i)?.ok_or_else(|| Error::format(&ds.items[i].image, "no ground truth for this image"))?;
-        let path = predict::find_prediction(&files, &ds.items[i].name).map_err(|e| Error::format(pred_dir, e.to_string()))?;
+        let gt =
+            ds.load_label(i)?.ok_or_else(|| Error::format(&ds.items[i].image, "no ground truth for this image"))?;
+        let path =
+            predict::find_prediction(&files, &ds.items[i].name).map_err(|e| Error::format(pred_dir, e.to_string()))?;
         let pred = predict::read_label_id_prediction(&path)?;
         if pred.dimensions() != gt.train_ids.dimensions() {
-            return Err(Error::format(&path, format!("prediction is {:?}, ground truth is {:?}", pred.dimensions(), gt.train_ids.dimensions())));
+            return Err(Error::format(
+                &path,
+                format!("prediction is {:?}, ground truth is {:?}", pred.dimensions(), gt.train_ids.dimensions()),
+            ));
         }
         conf.add(gt.train_ids.as_raw(), pred.as_raw());
     }

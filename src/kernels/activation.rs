@@ -42,7 +42,9 @@ impl ActExt for Flex {
         let mut x = super::contiguous_owned(x);
         let n = x.layout().num_elements();
         // storage_mut copies first when the data is shared
-        x.storage_mut::<f32>()[..n].par_chunks_mut(CHUNK).for_each(|s| pulp::Arch::new().dispatch(Forward { s, r: None, f }));
+        x.storage_mut::<f32>()[..n]
+            .par_chunks_mut(CHUNK)
+            .for_each(|s| pulp::Arch::new().dispatch(Forward { s, r: None, f }));
         x
     }
     fn act_residual_ext(x: FlexTensor, r: FlexTensor, slope: f32, cap: f32) -> FlexTensor {
@@ -50,7 +52,10 @@ impl ActExt for Flex {
         let mut x = super::contiguous_owned(x);
         let r = r.to_contiguous();
         let rs = super::f32s(&r);
-        x.storage_mut::<f32>()[..rs.len()].par_chunks_mut(CHUNK).zip(rs.par_chunks(CHUNK)).for_each(|(s, r)| pulp::Arch::new().dispatch(Forward { s, r: Some(r), f }));
+        x.storage_mut::<f32>()[..rs.len()]
+            .par_chunks_mut(CHUNK)
+            .zip(rs.par_chunks(CHUNK))
+            .for_each(|(s, r)| pulp::Arch::new().dispatch(Forward { s, r: Some(r), f }));
         x
     }
     fn act_ext_backward(y: FlexTensor, grad: FlexTensor, slope: f32, cap: f32) -> FlexTensor {
@@ -59,7 +64,10 @@ impl ActExt for Flex {
         let mut g = super::contiguous_owned(grad);
         let ys = super::f32s(&y);
         // in place in the output gradient (the autodiff graph hands it over; copied first if shared)
-        g.storage_mut::<f32>()[..ys.len()].par_chunks_mut(CHUNK).zip(ys.par_chunks(CHUNK)).for_each(|(g, y)| pulp::Arch::new().dispatch(Back { g, y, f }));
+        g.storage_mut::<f32>()[..ys.len()]
+            .par_chunks_mut(CHUNK)
+            .zip(ys.par_chunks(CHUNK))
+            .for_each(|(g, y)| pulp::Arch::new().dispatch(Back { g, y, f }));
         g
     }
 }
@@ -86,12 +94,30 @@ impl pulp::WithSimd for Forward<'_> {
         if slope == 0.0 {
             for v in s {
                 let x = *v;
-                *v = if x > 0.0 { if x < cap { x } else { cap } } else if x.is_nan() { x } else { 0.0 };
+                *v = if x > 0.0 {
+                    if x < cap {
+                        x
+                    } else {
+                        cap
+                    }
+                } else if x.is_nan() {
+                    x
+                } else {
+                    0.0
+                };
             }
         } else {
             for v in s {
                 let x = *v;
-                *v = if x > 0.0 { if x < cap { x } else { cap } } else { x * slope };
+                *v = if x > 0.0 {
+                    if x < cap {
+                        x
+                    } else {
+                        cap
+                    }
+                } else {
+                    x * slope
+                };
             }
         }
     }
@@ -110,7 +136,17 @@ impl pulp::WithSimd for Back<'_> {
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let Back { g, y, f: Piecewise { slope, cap } } = self;
         for (g, &y) in g.iter_mut().zip(y) {
-            *g = if y > 0.0 { if y < cap { *g } else { 0.0 } } else if y <= 0.0 { *g * slope } else { 0.0 };
+            *g = if y > 0.0 {
+                if y < cap {
+                    *g
+                } else {
+                    0.0
+                }
+            } else if y <= 0.0 {
+                *g * slope
+            } else {
+                0.0
+            };
         }
     }
 }
@@ -172,7 +208,9 @@ impl<B: Backend + ActExt, C: CheckpointStrategy> ActExt for Autodiff<B, C> {
                 let y = B::act_residual_ext(x.into_primitive(), r.into_primitive(), slope, cap);
                 prep.finish((y.clone(), slope, cap), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::act_residual_ext(x.into_primitive(), r.into_primitive(), slope, cap)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::act_residual_ext(x.into_primitive(), r.into_primitive(), slope, cap))
+            }
         }
     }
     fn act_ext_backward(_: FloatTensor<Self>, _: FloatTensor<Self>, _: f32, _: f32) -> FloatTensor<Self> {
@@ -237,7 +275,11 @@ mod tests {
         let x0 = Tensor::<4>::from_data(TensorData::new(v.clone(), [3, 5, 7, 11]), &dev);
         let up: Vec<f32> = (0..v.len()).map(|k| ((k * 31) % 17) as f32 - 8.0).collect();
         let up = Tensor::<4>::from_data(TensorData::new(up, [3, 5, 7, 11]), &dev);
-        let reference: [fn(Tensor<4>) -> Tensor<4>; 3] = [burn::tensor::activation::relu, |x| burn::tensor::activation::relu(x).clamp_max(6.0), |x| burn::tensor::activation::leaky_relu(x, 0.2)];
+        let reference: [fn(Tensor<4>) -> Tensor<4>; 3] = [
+            burn::tensor::activation::relu,
+            |x| burn::tensor::activation::relu(x).clamp_max(6.0),
+            |x| burn::tensor::activation::leaky_relu(x, 0.2),
+        ];
         let ours: [fn(Tensor<4>) -> Tensor<4>; 3] = [relu, relu6, |x| leaky_relu(x, 0.2)];
         for (ours, theirs) in ours.into_iter().zip(reference) {
             let run = |f: fn(Tensor<4>) -> Tensor<4>| {
@@ -263,7 +305,10 @@ mod tests {
         let n = 2 * 3 * 7 * 11;
         let v: Vec<f32> = (0..n).map(|k| ((k * 7919) % 101) as f32 / 6.0 - 8.05).collect();
         let u: Vec<f32> = (0..n).map(|k| ((k * 104729) % 97) as f32 / 5.0 - 9.1).collect();
-        let up = Tensor::<4>::from_data(TensorData::new((0..n).map(|k| ((k * 31) % 17) as f32 - 8.0).collect::<Vec<_>>(), shape), &dev);
+        let up = Tensor::<4>::from_data(
+            TensorData::new((0..n).map(|k| ((k * 31) % 17) as f32 - 8.0).collect::<Vec<_>>(), shape),
+            &dev,
+        );
         for from_x in [false, true] {
             let run = |f: fn(Tensor<4>, Tensor<4>) -> Tensor<4>| {
                 let x = Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &dev).require_grad();
@@ -271,7 +316,13 @@ mod tests {
                 let r = if from_x { x.clone().mul_scalar(0.5) + r0.clone() } else { r0.clone() };
                 let y = f(x.clone() * 1.0, r);
                 let g = (y.clone() * up.clone()).sum().backward();
-                (y.into_data(), x.grad(&g).unwrap().into_data(), r0.grad(&g).unwrap().into_data(), x.into_data(), r0.into_data())
+                (
+                    y.into_data(),
+                    x.grad(&g).unwrap().into_data(),
+                    r0.grad(&g).unwrap().into_data(),
+                    x.into_data(),
+                    r0.into_data(),
+                )
             };
             let (ours, theirs) = (run(relu_residual), run(|x, r| burn::tensor::activation::relu(x + r)));
             ours.0.assert_eq(&theirs.0, true);
@@ -281,5 +332,4 @@ mod tests {
             ours.4.assert_eq(&TensorData::new(u.clone(), shape), true);
         }
     }
-
 }

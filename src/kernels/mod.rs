@@ -57,6 +57,9 @@ pub(crate) fn f32s(t: &burn_flex::FlexTensor) -> &[f32] {
 /// update it in place where it is not shared (burn-flex's `to_contiguous` clones the handle,
 /// which would make that update copy first).
 pub(crate) fn contiguous_owned(t: burn_flex::FlexTensor) -> burn_flex::FlexTensor {
-    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
 }
-

@@ -146,9 +146,13 @@ mod tests {
         let dev = Device::flex();
         for (h, w, oh, ow) in [(4, 5, 32, 41), (9, 13, 4, 6), (1, 7, 3, 7), (6, 1, 6, 5), (5, 8, 1, 1), (3, 3, 3, 3)] {
             let x = Tensor::<4>::random([2, 3, h, w], Distribution::Normal(0.0, 1.0), &dev);
-            let want = interpolate(x.clone(), InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size([oh, ow]));
+            let want = interpolate(
+                x.clone(),
+                InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size([oh, ow]),
+            );
             let got = super::bilinear_align_corners(&x.into_data().try_to_vec::<f32>().unwrap(), [h, w], [oh, ow]);
-            TensorData::new(got, [2, 3, oh, ow]).assert_approx_eq::<f32>(&want.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
+            TensorData::new(got, [2, 3, oh, ow])
+                .assert_approx_eq::<f32>(&want.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
         }
     }
 
@@ -157,7 +161,9 @@ mod tests {
     #[test]
     fn gradients_match_burns_bilinear() {
         let dev = Device::flex().autodiff();
-        for (h, w, oh, ow) in [(4, 5, 32, 41), (9, 13, 4, 6), (1, 7, 3, 7), (6, 1, 6, 5), (5, 8, 1, 1), (32, 64, 256, 512)] {
+        for (h, w, oh, ow) in
+            [(4, 5, 32, 41), (9, 13, 4, 6), (1, 7, 3, 7), (6, 1, 6, 5), (5, 8, 1, 1), (32, 64, 256, 512)]
+        {
             let x = Tensor::<4>::random([2, 3, h, w], Distribution::Normal(0.0, 1.0), &dev);
             let weight = Tensor::<4>::random([2, 3, oh, ow], Distribution::Normal(0.0, 1.0), &dev);
             let run = |ours: bool| {
@@ -165,7 +171,12 @@ mod tests {
                 let y = if ours {
                     super::bilinear(x.clone(), [oh, ow])
                 } else {
-                    interpolate(x.clone(), InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(true).with_output_size([oh, ow]))
+                    interpolate(
+                        x.clone(),
+                        InterpolateOptions::new(InterpolateMode::Bilinear)
+                            .with_align_corners(true)
+                            .with_output_size([oh, ow]),
+                    )
                 };
                 let g = (y.clone() * weight.clone()).sum().backward();
                 (y.into_data(), x.grad(&g).unwrap().into_data())

@@ -6,6 +6,7 @@
 //! with all its class values in cache.
 //!
 //! Routed only for f32 tensors on Flex (and autodiff over Flex); other devices keep burn's.
+use super::f32s;
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
@@ -17,7 +18,6 @@ use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::prelude::*;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
-use super::f32s;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait SoftmaxExt: burn::backend::Backend {
@@ -103,7 +103,11 @@ impl SoftmaxExt for Flex {
 /// A new [N, C, H·W] map from `inputs` of the same shape, computed by `f` one block of pixels
 /// at a time, in parallel: `f(ins, outs)` gets, per input, the block's C rows (one per class)
 /// and the C output rows to fill.
-fn map_blocks(inputs: &[&[f32]], [n, c, h, w]: [usize; 4], f: impl Fn(&[Vec<&[f32]>], &mut [&mut [f32]]) + Sync) -> Vec<f32> {
+fn map_blocks(
+    inputs: &[&[f32]],
+    [n, c, h, w]: [usize; 4],
+    f: impl Fn(&[Vec<&[f32]>], &mut [&mut [f32]]) + Sync,
+) -> Vec<f32> {
     let hw = h * w;
     let blocks = hw.div_ceil(BLOCK);
     let mut out = vec![0f32; n * c * hw];
@@ -117,7 +121,8 @@ fn map_blocks(inputs: &[&[f32]], [n, c, h, w]: [usize; 4], f: impl Fn(&[Vec<&[f3
     rows.into_par_iter().enumerate().for_each(|(i, mut outs)| {
         let (b, j0) = (i / blocks, (i % blocks) * BLOCK);
         let len = outs[0].len();
-        let ins: Vec<Vec<&[f32]>> = inputs.iter().map(|x| (0..c).map(|ci| &x[(b * c + ci) * hw + j0..][..len]).collect()).collect();
+        let ins: Vec<Vec<&[f32]>> =
+            inputs.iter().map(|x| (0..c).map(|ci| &x[(b * c + ci) * hw + j0..][..len]).collect()).collect();
         f(&ins, &mut outs);
     });
     out

@@ -1,7 +1,7 @@
 //! AdaptSegNet (Tsai et al., CVPR 2018): output-space adversarial adaptation. A discriminator
 //! per output level tells softmax maps of source images from those of target images; the
 //! segmentation network learns to make target maps look like source ones.
-use super::adversarial::{Gan, Discriminators};
+use super::adversarial::{Discriminators, Gan};
 use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
 use crate::nn::losses::probs;

@@ -2,8 +2,9 @@
 //! - MinEnt: minimise the mean normalised entropy of target predictions.
 //! - AdvEnt: AdaptSegNet's adversarial scheme with D on the weighted self-information maps
 //!   I = −P·log₂P / log₂C (one channel per class).
+//!
 //! Listing both (`methods = ["advent", "minent"]`) adds both terms in one run.
-use super::adversarial::{Gan, Discriminators};
+use super::adversarial::{Discriminators, Gan};
 use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
 use crate::nn::losses::{entropy_loss, probs, self_information};
@@ -94,7 +95,8 @@ impl Method for MinEnt {
     }
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {
         let t = step.target_fwd();
-        let mut terms = vec![("ent_main".to_string(), entropy_loss(probs(t.up.main)).mul_scalar(self.p.lambda_ent_main))];
+        let mut terms =
+            vec![("ent_main".to_string(), entropy_loss(probs(t.up.main)).mul_scalar(self.p.lambda_ent_main))];
         if let Some(a) = t.up.aux {
             terms.push(("ent_aux".to_string(), entropy_loss(probs(a)).mul_scalar(self.p.lambda_ent_aux)));
         }

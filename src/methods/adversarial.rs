@@ -1,12 +1,12 @@
 //! Discriminators shared by the adversarial methods (AdaptSegNet, AdvEnt, APODA, …): one per
 //! level, each with its own Adam, the generator's term computed with D frozen, and D's update on
 //! detached maps (source = 0, target = 1).
-use super::state::{load_module, load_optim, save_module, save_optim};
 use super::method::{Forward, Terms};
+use super::state::{load_module, load_optim, save_module, save_optim};
 use crate::error::Result;
-use crate::nn::losses::bce_with_logits;
 use crate::model::discriminator::FcDiscriminator;
 use crate::nn::layers::materialize;
+use crate::nn::losses::bce_with_logits;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -57,7 +57,10 @@ impl Discriminators {
     }
 
     pub fn new(names: &[&'static str], gan: Gan, build: impl Fn() -> FcDiscriminator) -> Self {
-        let levels = names.iter().map(|&name| Level { name, d: materialize(build()), opt: crate::optim::adam_d(), pending: None }).collect();
+        let levels = names
+            .iter()
+            .map(|&name| Level { name, d: materialize(build()), opt: crate::optim::adam_d(), pending: None })
+            .collect();
         Discriminators { levels, gan }
     }
 
@@ -74,7 +77,14 @@ impl Discriminators {
 
     /// The generator's adversarial terms, λ-weighted, for the maps `map(upsampled logits)` of
     /// each level (main, then aux), and the maps kept for the discriminators' update.
-    pub fn adapt(&mut self, s: &Forward, t: &Forward, lambdas: [f64; 2], name: &str, map: impl Fn(Tensor<4>) -> Tensor<4>) -> Terms {
+    pub fn adapt(
+        &mut self,
+        s: &Forward,
+        t: &Forward,
+        lambdas: [f64; 2],
+        name: &str,
+        map: impl Fn(Tensor<4>) -> Tensor<4>,
+    ) -> Terms {
         let mut levels = vec![(s.up.main.clone(), t.up.main.clone())];
         if let (Some(sa), Some(ta)) = (&s.up.aux, &t.up.aux) {
             levels.push((sa.clone(), ta.clone()));
@@ -82,7 +92,10 @@ impl Discriminators {
         let mut terms = Vec::new();
         for (level, (sl, tl)) in levels.into_iter().enumerate().take(self.levels.len()) {
             let (sm, tm) = (map(sl), map(tl));
-            terms.push((format!("{name}_{}", self.levels[level].name), self.fool(level, tm.clone()).mul_scalar(lambdas[level])));
+            terms.push((
+                format!("{name}_{}", self.levels[level].name),
+                self.fool(level, tm.clone()).mul_scalar(lambdas[level]),
+            ));
             self.remember(level, sm, tm);
         }
         terms
@@ -166,7 +179,9 @@ mod tests {
         let d = dev();
         let mut discs = Discriminators::output_space(1, 3, Gan::Vanilla, &d);
         let (s, t) = (map(0.0, &d), map(2.0, &d));
-        let gap = |discs: &Discriminators| value(&(discs.levels[0].d.forward(t.clone()).mean() - discs.levels[0].d.forward(s.clone()).mean()));
+        let gap = |discs: &Discriminators| {
+            value(&(discs.levels[0].d.forward(t.clone()).mean() - discs.levels[0].d.forward(s.clone()).mean()))
+        };
         let g0 = gap(&discs);
         for _ in 0..5 {
             discs.remember(0, s.clone(), t.clone());
@@ -179,7 +194,12 @@ mod tests {
     #[test]
     fn generator_and_discriminator_gradients_never_mix() {
         let d = dev();
-        let cfg = crate::model::ModelConfig { backbone: crate::model::BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, ..Default::default() };
+        let cfg = crate::model::ModelConfig {
+            backbone: crate::model::BackboneKind::MobilenetV2,
+            width_mult: 0.25,
+            output_stride: 16,
+            ..Default::default()
+        };
         let net = crate::model::SegNet::new(&cfg, &d).unwrap();
         let mut discs = Discriminators::output_space(2, 19, Gan::Vanilla, &d);
         let x = Tensor::<4>::random([1, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
@@ -189,7 +209,7 @@ mod tests {
         let total = terms.into_iter().map(|(_, t)| t).reduce(|a, b| a + b).unwrap();
         let mut g = total.backward();
         // the generator's loss reaches the network but not the (frozen) discriminators
-        assert!(GradientsParams::from_module(&mut g, &net).len() > 0);
+        assert!(!GradientsParams::from_module(&mut g, &net).is_empty());
         for l in &discs.levels {
             assert_eq!(GradientsParams::from_module(&mut g, &l.d).len(), 0);
         }

@@ -6,11 +6,11 @@
 use super::adversarial::{Discriminators, Gan, SOURCE, TARGET};
 use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
-use crate::nn::losses::{cross_entropy, entropy_loss, probs, upsample};
 use crate::model::discriminator::FcDiscriminator;
 use crate::model::{Feats, SegNet};
-use burn::prelude::*;
 use crate::nn::losses::log_probs;
+use crate::nn::losses::{cross_entropy, entropy_loss, probs, upsample};
+use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -62,7 +62,8 @@ pub struct Apoda {
 
 impl Apoda {
     pub fn new(p: Params, feature_channels: usize, device: &Device) -> Self {
-        let d = Discriminators::new(&["feat"], p.gan, || FcDiscriminator::pointwise(feature_channels, &p.d_widths, device));
+        let d =
+            Discriminators::new(&["feat"], p.gan, || FcDiscriminator::pointwise(feature_channels, &p.d_widths, device));
         Apoda { p, d }
     }
 
@@ -70,15 +71,24 @@ impl Apoda {
     /// entropy on target) plus λ_D × the discriminator's loss for the feature's *own* domain
     /// label. Ascending it makes D less sure of the true domain: source features move towards
     /// the target and target features towards the source (the abstract's "towards each other").
-    pub fn attack_objective(&self, net: &SegNet, feats: &Feats, f: Tensor<4>, y: Option<&Tensor<3, Int>>, size: [usize; 2]) -> Tensor<1> {
+    pub fn attack_objective(
+        &self,
+        net: &SegNet,
+        feats: &Feats,
+        f: Tensor<4>,
+        y: Option<&Tensor<3, Int>>,
+        size: [usize; 2],
+    ) -> Tensor<1> {
         let mut obj = Tensor::<1>::zeros([1], &f.device());
         if self.p.attack_classifier {
-            let fk = Feats { main: f.clone(), aux: None, skips: feats.skips.iter().map(|s| s.clone().detach()).collect() };
+            let fk =
+                Feats { main: f.clone(), aux: None, skips: feats.skips.iter().map(|s| s.clone().detach()).collect() };
             let logits = upsample(net.classify_main(&fk), size);
-            obj = obj + match y {
-                Some(y) => cross_entropy(logits, y.clone()),
-                None => entropy_loss(probs(logits)),
-            };
+            obj = obj
+                + match y {
+                    Some(y) => cross_entropy(logits, y.clone()),
+                    None => entropy_loss(probs(logits)),
+                };
         }
         if self.p.attack_discriminator {
             let own = if y.is_some() { SOURCE } else { TARGET };
@@ -164,18 +174,33 @@ impl Method for Apoda {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::losses::value;
     use crate::methods::Forward;
     use crate::model::{BackboneKind, ModelConfig};
+    use crate::nn::losses::value;
 
     fn tiny(d: &Device) -> (SegNet, ModelConfig) {
-        let cfg = ModelConfig { backbone: BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, multi_level: false, ..Default::default() };
+        let cfg = ModelConfig {
+            backbone: BackboneKind::MobilenetV2,
+            width_mult: 0.25,
+            output_stride: 16,
+            multi_level: false,
+            ..Default::default()
+        };
         (SegNet::new(&cfg, d).unwrap(), cfg)
     }
 
     fn input(d: &Device) -> (Tensor<4>, Tensor<3, Int>) {
-        let x = Tensor::<4>::from_data(TensorData::new((0..3 * 32 * 48).map(|i| ((i as f32) * 0.13).sin()).collect::<Vec<_>>(), [1, 3, 32, 48]), d);
-        let y = Tensor::<3, Int>::from_data(TensorData::new((0..32 * 48).map(|i| if i % 7 == 0 { 255i64 } else { (i % 19) as i64 }).collect::<Vec<_>>(), [1, 32, 48]), d);
+        let x = Tensor::<4>::from_data(
+            TensorData::new((0..3 * 32 * 48).map(|i| ((i as f32) * 0.13).sin()).collect::<Vec<_>>(), [1, 3, 32, 48]),
+            d,
+        );
+        let y = Tensor::<3, Int>::from_data(
+            TensorData::new(
+                (0..32 * 48).map(|i| if i % 7 == 0 { 255i64 } else { (i % 19) as i64 }).collect::<Vec<_>>(),
+                [1, 32, 48],
+            ),
+            d,
+        );
         (x, y)
     }
 
@@ -201,7 +226,13 @@ mod tests {
     fn the_discriminator_attack_lowers_the_true_domains_probability() {
         let d = Device::flex().autodiff();
         let (net, cfg) = tiny(&d);
-        let p = Params { epsilon: 0.5, steps: 1, attack_classifier: false, attack_discriminator: true, ..Default::default() };
+        let p = Params {
+            epsilon: 0.5,
+            steps: 1,
+            attack_classifier: false,
+            attack_discriminator: true,
+            ..Default::default()
+        };
         let mut a = Apoda::new(p, cfg.feature_channels(), &d);
         let (x, y) = input(&d);
         let (fs, ft) = (Forward::run(&net, x.clone()).feats, Forward::run(&net, x.flip([3]).mul_scalar(-1.0)).feats);
@@ -213,7 +244,11 @@ mod tests {
         let p_domain = |f: Tensor<4>, label: f32| -> f64 {
             let p = burn::tensor::activation::sigmoid(a.d.levels[0].d.clone().no_grad().forward(f)).mean();
             let p = value(&p);
-            if label == SOURCE { 1.0 - p } else { p }
+            if label == SOURCE {
+                1.0 - p
+            } else {
+                p
+            }
         };
         for (feats, y, label) in [(&fs, Some(&y), SOURCE), (&ft, None, TARGET)] {
             let before = p_domain(feats.main.clone(), label);
@@ -272,7 +307,11 @@ mod tests {
                 let up: Vec<f32> = f0.iter().zip(&u).map(|(f, u)| f + h * u).collect();
                 let dn: Vec<f32> = f0.iter().zip(&u).map(|(f, u)| f - h * u).collect();
                 let fd = (f(&up) - f(&dn)) / (2.0 * h as f64);
-                assert!((fd - expect).abs() <= 2e-2 * norm(&grad) + 1e-5, "autodiff {expect} vs finite difference {fd} (|grad| {})", norm(&grad));
+                assert!(
+                    (fd - expect).abs() <= 2e-2 * norm(&grad) + 1e-5,
+                    "autodiff {expect} vs finite difference {fd} (|grad| {})",
+                    norm(&grad)
+                );
             }
         }
     }
@@ -289,7 +328,7 @@ mod tests {
         let terms = a.losses(&mut step).unwrap();
         let total = terms.into_iter().map(|t| t.1).reduce(|p, q| p + q).unwrap();
         let mut g = total.backward();
-        assert!(burn::optim::GradientsParams::from_module(&mut g, &net).len() > 0);
+        assert!(!burn::optim::GradientsParams::from_module(&mut g, &net).is_empty());
         assert_eq!(burn::optim::GradientsParams::from_module(&mut g, &a.d.levels[0].d).len(), 0);
         let before: Vec<f32> = a.d.levels[0].d.convs[0].weight.val().into_data().iter::<f32>().collect();
         a.after_step(&mut After { it: 0, lr_d: 1e-3, lr: 0.0, grads: None }).unwrap();

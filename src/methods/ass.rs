@@ -2,14 +2,14 @@
 //! docs/methods/ass.md). On top of AdaptSegNet: supervised CE on a few labelled target images,
 //! and a semantic-level adversarial game on per-image class-mean feature vectors.
 use super::adversarial::{Discriminators, Gan};
+use super::extra_stream::ExtraStream;
 use super::method::{Before, Forward, Method, Needs, Step, Terms};
 use crate::config::{Config, DataConfig};
 use crate::data::classes::NUM_CLASSES;
-use super::extra_stream::ExtraStream;
 use crate::data::transform::Augment;
 use crate::error::{Error, IoContext, Result};
-use crate::nn::losses::probs;
 use crate::model::discriminator::FcDiscriminator;
+use crate::nn::losses::probs;
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
@@ -78,14 +78,9 @@ impl Ass {
             SemanticLevel::Features => cfg.model.feature_channels(),
             SemanticLevel::Outputs => NUM_CLASSES,
         };
-        let semantic = Discriminators::new(&["sem"], p.gan, || FcDiscriminator::pointwise(dim + NUM_CLASSES, &p.d_widths, device));
-        Ass {
-            p,
-            global,
-            semantic,
-            target_cfg: cfg.target.clone(),
-            labelled: ExtraStream::new(cfg, device),
-        }
+        let semantic =
+            Discriminators::new(&["sem"], p.gan, || FcDiscriminator::pointwise(dim + NUM_CLASSES, &p.d_widths, device));
+        Ass { p, global, semantic, target_cfg: cfg.target.clone(), labelled: ExtraStream::new(cfg, device) }
     }
 
     /// Make the trainer's target stream the unlabelled rest: every target image but the
@@ -101,7 +96,11 @@ impl Ass {
         Self::unlabelled_rest(&p, &mut cfg.target, |t| Ok(t.open().map_or(usize::MAX, |d| d.len())))
     }
 
-    pub fn unlabelled_rest(p: &Params, target: &mut DataConfig, images: impl FnOnce(&DataConfig) -> Result<usize>) -> Result<()> {
+    pub fn unlabelled_rest(
+        p: &Params,
+        target: &mut DataConfig,
+        images: impl FnOnce(&DataConfig) -> Result<usize>,
+    ) -> Result<()> {
         if p.labelled == 0 || target.subset.is_none() && p.labelled >= images(target)? {
             return Ok(());
         }
@@ -109,7 +108,12 @@ impl Ass {
         match (target.subset, target.subset_seed, target.subset_rest) {
             (None, ..) => {}
             already if already == rest => {}
-            _ => return Err(Error::config("target.subset", "ASS draws the labelled target images itself ([method.ass] labelled); leave target.subset unset")),
+            _ => {
+                return Err(Error::config(
+                    "target.subset",
+                    "ASS draws the labelled target images itself ([method.ass] labelled); leave target.subset unset",
+                ))
+            }
         }
         (target.subset, target.subset_seed, target.subset_rest) = rest;
         Ok(())
@@ -151,19 +155,26 @@ impl Ass {
 pub fn class_mean_features(maps: Tensor<4>, labels: Tensor<3, Int>) -> (Tensor<2>, Vec<usize>) {
     let [n, c, h, w] = maps.dims();
     let device = maps.device();
-    let small = interpolate(labels.float().unsqueeze_dim::<4>(1), InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]))
-        .int()
-        .reshape([n, 1, h * w]);
+    let small = interpolate(
+        labels.float().unsqueeze_dim::<4>(1),
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]),
+    )
+    .int()
+    .reshape([n, 1, h * w]);
     let ids = Tensor::<1, Int>::arange(0..NUM_CLASSES as i64, &device).reshape([1, NUM_CLASSES, 1]);
     let onehot = small.expand([n, NUM_CLASSES, h * w]).equal(ids.expand([n, NUM_CLASSES, h * w])).float(); // 255 matches none
     let counts = onehot.clone().sum_dim(2); // [n, K, 1]
     let sums = onehot.matmul(maps.reshape([n, c, h * w]).swap_dims(1, 2)); // [n, K, C]
     let means = (sums / counts.clone().clamp_min(1.0)).reshape([n * NUM_CLASSES, c]);
-    let present: Vec<usize> = counts.into_data().iter::<f32>().enumerate().filter(|(_, v)| *v > 0.0).map(|(i, _)| i).collect();
+    let present: Vec<usize> =
+        counts.into_data().iter::<f32>().enumerate().filter(|(_, v)| *v > 0.0).map(|(i, _)| i).collect();
     if present.is_empty() {
         return (Tensor::zeros([0, c], &device), vec![]);
     }
-    let idx = Tensor::<1, Int>::from_data(TensorData::new(present.iter().map(|&i| i as i64).collect::<Vec<_>>(), [present.len()]), &device);
+    let idx = Tensor::<1, Int>::from_data(
+        TensorData::new(present.iter().map(|&i| i as i64).collect::<Vec<_>>(), [present.len()]),
+        &device,
+    );
     (means.select(0, idx), present.into_iter().map(|i| i % NUM_CLASSES).collect())
 }
 
@@ -197,7 +208,10 @@ impl Method for Ass {
         // the labelled target images: supervised CE and class vectors
         let (xt, yt) = self.labelled.next("ASS's labelled target images")?;
         let lt = Forward::run(step.net, xt);
-        terms.push(("ass_tgt_ce".into(), lt.seg_loss(&yt, self.labelled.aux_weight).mul_scalar(self.p.lambda_target_ce)));
+        terms.push((
+            "ass_tgt_ce".into(),
+            lt.seg_loss(&yt, self.labelled.aux_weight).mul_scalar(self.p.lambda_target_ce),
+        ));
         let ys = step.source.and_then(|b| b.y.clone()).expect("labelled source");
         if let (Some(vs), Some(vt)) = (self.semantic_vectors(&s, ys), self.semantic_vectors(&lt, yt)) {
             terms.push(("ass_sem".into(), self.semantic.fool(0, vt.clone()).mul_scalar(self.p.lambda_sem)));
@@ -221,7 +235,8 @@ impl Method for Ass {
         self.global.load(&dir.join("global"))?;
         self.semantic.load(&dir.join("semantic"))?;
         let p = dir.join("position");
-        self.labelled.position = std::fs::read_to_string(&p).at(&p)?.trim().parse().map_err(|_| Error::format(&p, "not a number"))?;
+        self.labelled.position =
+            std::fs::read_to_string(&p).at(&p)?.trim().parse().map_err(|_| Error::format(&p, "not a number"))?;
         self.labelled.close(); // reopened at `position` before the next step
         Ok(())
     }
@@ -230,8 +245,8 @@ impl Method for Ass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::losses::value;
     use crate::methods::adversarial::SOURCE;
+    use crate::nn::losses::value;
 
     #[test]
     fn class_means_by_hand() {
@@ -286,7 +301,9 @@ mod tests {
         let v = with_class_code(Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -1., 2., 0.1], [1, 4]), &d), &[7]);
         // the generator's term scores target vectors against the source label (0)
         let logits = sem.levels[0].d.forward(v.clone());
-        assert!((value(&sem.fool(0, v.clone())) - value(&crate::nn::losses::bce_with_logits(logits, SOURCE))).abs() < 1e-6);
+        assert!(
+            (value(&sem.fool(0, v.clone())) - value(&crate::nn::losses::bce_with_logits(logits, SOURCE))).abs() < 1e-6
+        );
         // the class code is part of the input
         let code: Vec<f32> = v.reshape([1, 4 + NUM_CLASSES]).into_data().iter::<f32>().collect();
         assert_eq!(code[4 + 7], 1.0);

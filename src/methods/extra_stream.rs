@@ -55,7 +55,7 @@ impl ExtraStream {
     /// errors.
     pub fn next(&mut self, what: &str) -> Result<(Tensor<4>, Tensor<3, Int>)> {
         let loader = self.loader.as_mut().ok_or_else(|| Error::Other(format!("{what}: the stream is not open")))?;
-        let b = loader.next().ok_or_else(|| Error::Other(format!("{what}: the stream ended")))??;
+        let b = loader.next_batch().ok_or_else(|| Error::Other(format!("{what}: the stream ended")))??;
         self.position = loader.position();
         let labels = b.label_ids().ok_or_else(|| Error::Other(format!("{what}: a batch without labels")))?;
         let y = Tensor::<3, Int>::from_data(TensorData::new(labels, [b.n, b.h, b.w]), &self.device);

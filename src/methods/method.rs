@@ -68,7 +68,10 @@ impl Forward {
         let [_, _, h, w] = x.dims();
         let feats = net.features(x);
         let logits = net.classify(&feats);
-        let up = Logits { main: upsample(logits.main.clone(), [h, w]), aux: logits.aux.clone().map(|a| upsample(a, [h, w])) };
+        let up = Logits {
+            main: upsample(logits.main.clone(), [h, w]),
+            aux: logits.aux.clone().map(|a| upsample(a, [h, w])),
+        };
         Forward { feats, logits, up }
     }
 
@@ -95,7 +98,13 @@ pub struct Step<'a> {
 }
 
 impl<'a> Step<'a> {
-    pub fn new(net: &'a SegNet, it: u64, seed: u64, source: Option<&'a DomainBatch>, target: Option<&'a DomainBatch>) -> Self {
+    pub fn new(
+        net: &'a SegNet,
+        it: u64,
+        seed: u64,
+        source: Option<&'a DomainBatch>,
+        target: Option<&'a DomainBatch>,
+    ) -> Self {
         Step { net, it, seed, source, target, src_fwd: None, tgt_fwd: None }
     }
 

@@ -1,7 +1,7 @@
 //! Saving and restoring a method's own modules and optimisers inside a checkpoint directory,
 //! as `NAME.bpk` files, with errors that name the file.
-use crate::optim::ModuleOptimizer;
 use crate::error::{Error, Result};
+use crate::optim::ModuleOptimizer;
 use burn::module::Module;
 use std::path::Path;
 
@@ -21,7 +21,12 @@ pub fn save_optim(o: &ModuleOptimizer, dir: &Path, name: &str) -> Result<()> {
 }
 
 /// Restore `o` in place (`fresh` builds the empty optimiser the record is loaded into).
-pub fn load_optim(o: &mut ModuleOptimizer, fresh: impl FnOnce() -> ModuleOptimizer, dir: &Path, name: &str) -> Result<()> {
+pub fn load_optim(
+    o: &mut ModuleOptimizer,
+    fresh: impl FnOnce() -> ModuleOptimizer,
+    dir: &Path,
+    name: &str,
+) -> Result<()> {
     let p = dir.join(format!("{name}.bpk"));
     let old = std::mem::replace(o, fresh());
     *o = old.load(&p).map_err(|e| Error::format(&p, format!("cannot load {name}: {e}")))?;

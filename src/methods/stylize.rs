@@ -53,7 +53,11 @@ pub fn build(kind: StyleKind, strength: f64) -> Box<dyn Stylizer + Send> {
 
 /// In-place 2-D FFT of an h×w plane (rows, then columns).
 fn fft2(planner: &mut FftPlanner<f32>, buf: &mut [Complex32], h: usize, w: usize, inverse: bool) {
-    let (row, col) = if inverse { (planner.plan_fft_inverse(w), planner.plan_fft_inverse(h)) } else { (planner.plan_fft_forward(w), planner.plan_fft_forward(h)) };
+    let (row, col) = if inverse {
+        (planner.plan_fft_inverse(w), planner.plan_fft_inverse(h))
+    } else {
+        (planner.plan_fft_forward(w), planner.plan_fft_forward(h))
+    };
     row.process(buf);
     let mut column = vec![Complex32::default(); h];
     for x in 0..w {
@@ -87,7 +91,13 @@ fn signed(i: usize, n: usize) -> isize {
 }
 
 /// Replace amplitudes by `amp(y, x, |F|)`, keep phases, return the real plane.
-fn with_amplitude(planner: &mut FftPlanner<f32>, plane: &[f32], h: usize, w: usize, amp: impl Fn(usize, usize, f32) -> f32) -> Vec<f32> {
+fn with_amplitude(
+    planner: &mut FftPlanner<f32>,
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    amp: impl Fn(usize, usize, f32) -> f32,
+) -> Vec<f32> {
     let mut f = spectrum(planner, plane, h, w);
     for y in 0..h {
         for x in 0..w {
@@ -120,7 +130,8 @@ impl Stylizer for FourierMix {
             let style_amp = |y: usize, xx: usize| -> Option<f32> {
                 let (fy, fx) = (signed(y, h), signed(xx, w));
                 let (sy, sx) = (fy.rem_euclid(s.h as isize) as usize, fx.rem_euclid(s.w as isize) as usize);
-                (fy.unsigned_abs() <= s.h / 2 && fx.unsigned_abs() <= s.w / 2).then(|| sty[sy * s.w + sx].norm() * scale)
+                (fy.unsigned_abs() <= s.h / 2 && fx.unsigned_abs() <= s.w / 2)
+                    .then(|| sty[sy * s.w + sx].norm() * scale)
             };
             out.extend(with_amplitude(&mut planner, src, h, w, |y, xx, a| match style_amp(y, xx) {
                 Some(t) => (1.0 - lambda) * a + lambda * t,
@@ -176,7 +187,10 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn img(h: usize, w: usize, f: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
-        (0..3).flat_map(|c| (0..h).flat_map(move |y| (0..w).map(move |x| (c, y, x)))).map(|(c, y, x)| f(c, y, x)).collect()
+        (0..3)
+            .flat_map(|c| (0..h).flat_map(move |y| (0..w).map(move |x| (c, y, x))))
+            .map(|(c, y, x)| f(c, y, x))
+            .collect()
     }
 
     #[test]
@@ -197,7 +211,11 @@ mod tests {
         let src = img(h, w, |_, _, x| if x < 6 { -1.0 } else { 1.0 });
         let sty = img(10, 12, |c, _, _| 3.0 + c as f32);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let out = FourierMix { mix: 1.0 }.stylize(&Image { data: &src, h, w }, &[Image { data: &sty, h: 10, w: 12 }], &mut rng);
+        let out = FourierMix { mix: 1.0 }.stylize(
+            &Image { data: &src, h, w },
+            &[Image { data: &sty, h: 10, w: 12 }],
+            &mut rng,
+        );
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
         // the DC amplitude moves towards the style's mean (λ > 0 drawn), the edge stays an edge
         for c in 0..3 {

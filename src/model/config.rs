@@ -105,9 +105,15 @@ impl ModelConfig {
     pub fn feature_channels(&self) -> usize {
         let width = (64.0 * self.width_mult).round().max(1.0) as usize;
         match self.backbone {
-            BackboneKind::Resnet18 => resnet::ResNetConfig::depth(18).expect("known").with_width(width).out_channels().1,
-            BackboneKind::Resnet50 | BackboneKind::Resnet101 => resnet::ResNetConfig::depth(50).expect("known").with_width(width).out_channels().1,
-            BackboneKind::MobilenetV2 => mobilenet::MobileNetV2Config::new().with_width_mult(self.width_mult).out_channels().1,
+            BackboneKind::Resnet18 => {
+                resnet::ResNetConfig::depth(18).expect("known").with_width(width).out_channels().1
+            }
+            BackboneKind::Resnet50 | BackboneKind::Resnet101 => {
+                resnet::ResNetConfig::depth(50).expect("known").with_width(width).out_channels().1
+            }
+            BackboneKind::MobilenetV2 => {
+                mobilenet::MobileNetV2Config::new().with_width_mult(self.width_mult).out_channels().1
+            }
             BackboneKind::Vgg16 => vgg::Vgg16Config::new().with_width_mult(self.width_mult).fc_channels(),
         }
     }

@@ -1,10 +1,10 @@
 //! The segmentation network: a backbone, the main classifier and an optional auxiliary one.
 use super::aspp::AsppV2;
+use super::config::{BackboneKind, ModelConfig};
+use super::feats::{Feats, Logits};
 use super::mobilenet::{MobileNetV2, MobileNetV2Config};
 use super::resnet::{ResNet, ResNetConfig};
 use super::vgg::{Fcn8Head, Vgg16, Vgg16Config};
-use super::config::{BackboneKind, ModelConfig};
-use super::feats::{Feats, Logits};
 use crate::data::classes::NUM_CLASSES;
 use crate::error::{Error, Result};
 use burn::module::ParamGroup;
@@ -17,6 +17,8 @@ pub enum Backbone {
     Vgg(Vgg16),
 }
 
+// One per network, never moved in a loop: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Head {
     Aspp(AsppV2),
@@ -49,7 +51,10 @@ impl SegNet {
             }
             BackboneKind::MobilenetV2 => {
                 if cfg.output_stride != 8 && cfg.output_stride != 16 {
-                    return Err(Error::config("model.output_stride", format!("must be 8 or 16, not {}", cfg.output_stride)));
+                    return Err(Error::config(
+                        "model.output_stride",
+                        format!("must be 8 or 16, not {}", cfg.output_stride),
+                    ));
                 }
                 let mc = MobileNetV2Config::new().with_output_stride(cfg.output_stride).with_width_mult(cfg.width_mult);
                 (Backbone::MobileNet(mc.init(device)), mc.out_channels())
@@ -58,13 +63,19 @@ impl SegNet {
                 let vc = Vgg16Config::new().with_width_mult(cfg.width_mult);
                 let head = Head::Fcn8(Fcn8Head::new(&vc, c, device));
                 if cfg.multi_level {
-                    return Err(Error::config("model.multi_level", "VGG16-FCN8s has no auxiliary level; set it to false"));
+                    return Err(Error::config(
+                        "model.multi_level",
+                        "VGG16-FCN8s has no auxiliary level; set it to false",
+                    ));
                 }
                 return Ok(SegNet { backbone: Backbone::Vgg(vc.init(device)), head, aux_head: None });
             }
         };
         if !(1..=4).contains(&cfg.aspp_branches) {
-            return Err(Error::config("model.aspp_branches", "must be between 1 and 4 (4 = DeepLab-v2, 2 = AdaptSegNet)"));
+            return Err(Error::config(
+                "model.aspp_branches",
+                "must be between 1 and 4 (4 = DeepLab-v2, 2 = AdaptSegNet)",
+            ));
         }
         Ok(SegNet {
             backbone,
@@ -147,12 +158,20 @@ mod tests {
     #[test]
     fn the_classifier_group_is_the_heads_and_only_them() {
         for backbone in [BackboneKind::Resnet18, BackboneKind::MobilenetV2, BackboneKind::Vgg16] {
-            let cfg = ModelConfig { backbone, width_mult: 0.125, multi_level: backbone != BackboneKind::Vgg16, ..Default::default() };
+            let cfg = ModelConfig {
+                backbone,
+                width_mult: 0.125,
+                multi_level: backbone != BackboneKind::Vgg16,
+                ..Default::default()
+            };
             let net = SegNet::new(&cfg, &Device::flex()).unwrap();
             let group = net.classifier_group();
             let heads = [ids(&net.head), ids(&net.aux_head)].concat();
             assert!(!heads.is_empty() && heads.iter().all(|id| group.matches(id, None)), "{backbone:?}");
-            assert!(ids(&net.backbone).iter().all(|id| !group.matches(id, None)), "{backbone:?}: a backbone parameter in the group");
+            assert!(
+                ids(&net.backbone).iter().all(|id| !group.matches(id, None)),
+                "{backbone:?}: a backbone parameter in the group"
+            );
             assert_eq!(net.aux_head.is_some(), backbone != BackboneKind::Vgg16);
         }
     }

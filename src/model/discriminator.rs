@@ -3,9 +3,9 @@
 //! verdict at a position depends on that position's feature only (APODA's per-position attacks).
 //! Both output logit maps (BCE-with-logits is applied by the methods).
 use crate::nn::layers::conv;
+use crate::nn::layers::leaky_relu;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use crate::nn::layers::leaky_relu;
 
 #[derive(Module, Debug)]
 pub struct FcDiscriminator {

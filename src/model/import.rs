@@ -45,7 +45,9 @@ pub fn load_weights(mut net: SegNet, path: &Path, cfg: &ModelConfig) -> Result<(
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let report = match ext.as_str() {
         "bpk" => {
-            net = net.try_load_file(path).map_err(|e| Error::format(path, format!("not a segda checkpoint of this network ({e})")))?;
+            net = net
+                .try_load_file(path)
+                .map_err(|e| Error::format(path, format!("not a segda checkpoint of this network ({e})")))?;
             ImportReport { file: path.to_path_buf(), applied: vec!["(all)".into()], ..Default::default() }
         }
         "safetensors" => load_safetensors(&mut net, path, cfg)?,
@@ -127,7 +129,10 @@ const SKIPPED: &str = "skipped.";
 
 /// The rename rules, plus rules that set aside classifiers trained for another label set (e.g.
 /// the 21-class MS-COCO DeepLab init), which would not fit. Returns the rules and those keys.
-fn rules_with_skips(backbone: BackboneKind, shapes: &BTreeMap<String, Vec<usize>>) -> (Vec<(String, String)>, Vec<String>) {
+fn rules_with_skips(
+    backbone: BackboneKind,
+    shapes: &BTreeMap<String, Vec<usize>>,
+) -> (Vec<(String, String)>, Vec<String>) {
     let keys: Vec<String> = shapes.keys().cloned().collect();
     let rules = remap_rules(backbone, &keys);
     let mut skips = Vec::new();
@@ -160,7 +165,9 @@ fn apply_rules(rules: &[(String, String)], key: &str) -> String {
 /// Regex renames from the reference implementations' names to ours.
 pub fn remap_rules(backbone: BackboneKind, keys: &[String]) -> Vec<(String, String)> {
     let mut r: Vec<(String, String)> = vec![(r"^module\.".into(), "".into()), (r"^Scale\.".into(), "".into())];
-    let has = |prefix: &str| keys.iter().any(|k| k.trim_start_matches("module.").trim_start_matches("Scale.").starts_with(prefix));
+    let has = |prefix: &str| {
+        keys.iter().any(|k| k.trim_start_matches("module.").trim_start_matches("Scale.").starts_with(prefix))
+    };
     match backbone {
         BackboneKind::Resnet18 | BackboneKind::Resnet50 | BackboneKind::Resnet101 => {
             r.push((r"^(conv1|bn1|layer[1-4])\.".into(), "backbone.$1.".into()));
@@ -183,8 +190,18 @@ pub fn remap_rules(backbone: BackboneKind, keys: &[String]) -> Vec<(String, Stri
             r.push((r"^features\.1\.conv\.2\.".into(), "backbone.blocks.0.project.bn.".into()));
             for k in 2..=17 {
                 let b = k - 1;
-                for (from, to) in [("0.0", "expand.conv"), ("0.1", "expand.bn"), ("1.0", "dw.conv"), ("1.1", "dw.bn"), ("2", "project.conv"), ("3", "project.bn")] {
-                    r.push((format!(r"^features\.{k}\.conv\.{}\.", from.replace('.', r"\.")), format!("backbone.blocks.{b}.{to}.")));
+                for (from, to) in [
+                    ("0.0", "expand.conv"),
+                    ("0.1", "expand.bn"),
+                    ("1.0", "dw.conv"),
+                    ("1.1", "dw.bn"),
+                    ("2", "project.conv"),
+                    ("3", "project.bn"),
+                ] {
+                    r.push((
+                        format!(r"^features\.{k}\.conv\.{}\.", from.replace('.', r"\.")),
+                        format!("backbone.blocks.{b}.{to}."),
+                    ));
                 }
             }
         }
@@ -200,15 +217,25 @@ pub fn remap_rules(backbone: BackboneKind, keys: &[String]) -> Vec<(String, Stri
 }
 
 /// torchvision's fc6/fc7 are Linear layers; ours are the equivalent 7×7 and 1×1 convolutions.
-fn load_vgg_fc(v: &mut super::vgg::Vgg16, tensors: &BTreeMap<String, burn::store::burn_pack::Tensor>, report: &mut ImportReport, path: &Path) -> Result<()> {
+fn load_vgg_fc(
+    v: &mut super::vgg::Vgg16,
+    tensors: &BTreeMap<String, burn::store::burn_pack::Tensor>,
+    report: &mut ImportReport,
+    path: &Path,
+) -> Result<()> {
     for (key, conv) in [("classifier.0", &mut v.fc6), ("classifier.3", &mut v.fc7)] {
-        let (Some(w), Some(b)) = (tensors.get(&format!("{key}.weight")), tensors.get(&format!("{key}.bias"))) else { continue };
+        let (Some(w), Some(b)) = (tensors.get(&format!("{key}.weight")), tensors.get(&format!("{key}.bias"))) else {
+            continue;
+        };
         let dims = conv.weight.shape().dims::<4>();
         let want: usize = dims.iter().product();
         let bytes = w.to_bytes().map_err(|e| Error::format(path, format!("{key}.weight: {e}")))?;
         let vals: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if vals.len() != want {
-            return Err(Error::format(path, format!("{key}.weight has {} values, the network's {key} needs {want} ({dims:?})", vals.len())));
+            return Err(Error::format(
+                path,
+                format!("{key}.weight has {} values, the network's {key} needs {want} ({dims:?})", vals.len()),
+            ));
         }
         let device = conv.weight.device();
         conv.weight = Param::from_tensor(Tensor::<4>::from_data(TensorData::new(vals, dims), &device));

@@ -21,7 +21,11 @@ pub struct MobileNetV2Config {
 
 fn make_divisible(v: f64, divisor: usize) -> usize {
     let new = ((v + divisor as f64 / 2.0) as usize / divisor * divisor).max(divisor);
-    if (new as f64) < 0.9 * v { new + divisor } else { new }
+    if (new as f64) < 0.9 * v {
+        new + divisor
+    } else {
+        new
+    }
 }
 
 impl MobileNetV2Config {
@@ -73,7 +77,10 @@ impl InvertedResidual {
         let hidden = cin * t;
         InvertedResidual {
             expand: (t != 1).then(|| ConvBn::new(conv(cin, hidden, 1).no_bias().init(device), device)),
-            dw: ConvBn::new(conv(hidden, hidden, 3).stride(stride).dilation(d).groups(hidden).no_bias().init(device), device),
+            dw: ConvBn::new(
+                conv(hidden, hidden, 3).stride(stride).dilation(d).groups(hidden).no_bias().init(device),
+                device,
+            ),
             project: ConvBn::new(conv(hidden, cout, 1).no_bias().init(device), device),
             residual: stride == 1 && cin == cout,
         }
@@ -85,7 +92,11 @@ impl InvertedResidual {
             y = relu6(e.forward(y));
         }
         y = self.project.forward(relu6(self.dw.forward(y)));
-        if self.residual { y + x } else { y }
+        if self.residual {
+            y + x
+        } else {
+            y
+        }
     }
 }
 

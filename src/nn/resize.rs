@@ -19,7 +19,10 @@ pub fn bilinear_half_pixel(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     if kernels::extension_applies(&x) {
         use burn::tensor::module::interpolate;
         use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-        return interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size(size));
+        return interpolate(
+            x,
+            InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size(size),
+        );
     }
     bilinear_matmul(x, size, false)
 }
@@ -77,7 +80,9 @@ mod tests {
     #[test]
     fn matmul_path_matches_the_cpu_kernel() {
         let dev = Device::flex().autodiff();
-        for (h, w, oh, ow) in [(4, 5, 32, 41), (9, 13, 4, 6), (1, 7, 3, 7), (6, 1, 6, 5), (5, 8, 1, 1), (3, 3, 3, 3), (17, 33, 129, 257)] {
+        for (h, w, oh, ow) in
+            [(4, 5, 32, 41), (9, 13, 4, 6), (1, 7, 3, 7), (6, 1, 6, 5), (5, 8, 1, 1), (3, 3, 3, 3), (17, 33, 129, 257)]
+        {
             let x = Tensor::<4>::random([2, 3, h, w], Distribution::Normal(0.0, 1.0), &dev);
             let weight = Tensor::<4>::random([2, 3, oh, ow], Distribution::Normal(0.0, 1.0), &dev);
             let run = |f: fn(Tensor<4>, [usize; 2]) -> Tensor<4>| {
@@ -107,7 +112,14 @@ mod tests {
                 (y.into_data(), x.grad(&g).unwrap().into_data())
             };
             let (y, gx) = run(&|x| super::bilinear_matmul(x, [oh, ow], false));
-            let (want_y, want_gx) = run(&|x| interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([oh, ow])));
+            let (want_y, want_gx) = run(&|x| {
+                interpolate(
+                    x,
+                    InterpolateOptions::new(InterpolateMode::Bilinear)
+                        .with_align_corners(false)
+                        .with_output_size([oh, ow]),
+                )
+            });
             y.assert_approx_eq::<f32>(&want_y, Tolerance::rel_abs(1e-5, 1e-5));
             gx.assert_approx_eq::<f32>(&want_gx, Tolerance::rel_abs(1e-4, 1e-4));
         }

@@ -3,9 +3,9 @@
 mod sgd;
 
 use crate::config::TrainConfig;
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::ParamGroup;
 use burn::optim::AdamConfig;
-use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 
 pub use burn::optim::ModuleOptimizer;
 

@@ -29,7 +29,11 @@ impl<const D: usize> RecordState for SgdState<D> {
     }
     fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
         let path = join_path(prefix, "momentum");
-        let velocity = if src.has_under(&path) { Some(Tensor::from_data(src.take_tensor(&path, "velocity")?, device)) } else { None };
+        let velocity = if src.has_under(&path) {
+            Some(Tensor::from_data(src.take_tensor(&path, "velocity")?, device))
+        } else {
+            None
+        };
         Some(SgdState { velocity })
     }
 }
@@ -37,7 +41,13 @@ impl<const D: usize> RecordState for SgdState<D> {
 impl Optimizer for Sgd {
     type State<const D: usize> = SgdState<D>;
 
-    fn step<const D: usize>(&self, lr: LearningRate, p: Tensor<D>, g: Tensor<D>, state: Option<SgdState<D>>) -> (Tensor<D>, Option<SgdState<D>>) {
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        p: Tensor<D>,
+        g: Tensor<D>,
+        state: Option<SgdState<D>>,
+    ) -> (Tensor<D>, Option<SgdState<D>>) {
         let velocity = state.and_then(|s| s.velocity);
         let (m, wd) = (self.momentum, self.weight_decay);
         let (p, d) = if kernels::extension_applies(&p) {
@@ -65,8 +75,8 @@ impl Optimizer for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::optim::momentum::MomentumConfig;
     use burn::optim::decay::WeightDecayConfig;
+    use burn::optim::momentum::MomentumConfig;
     use burn::optim::SgdConfig;
     use burn::tensor::Distribution;
 
@@ -91,13 +101,20 @@ mod tests {
                 let lr = 0.01 / (step + 1) as f64;
                 let (pb, nb) = burns.step(lr, p, g.clone(), sb);
                 let (po, no) = ours.step(lr, q, g.mul_scalar(1.0), so);
-                assert_eq!(pb.to_data().try_to_vec::<f32>().unwrap(), po.to_data().try_to_vec::<f32>().unwrap(), "m {m} wd {wd} step {step}");
+                assert_eq!(
+                    pb.to_data().try_to_vec::<f32>().unwrap(),
+                    po.to_data().try_to_vec::<f32>().unwrap(),
+                    "m {m} wd {wd} step {step}"
+                );
                 let nb = nb.unwrap();
                 let mut sink = StateSink::default();
                 nb.state_flatten("w", &mut sink);
                 let mut mine = StateSink::default();
                 no.as_ref().unwrap().state_flatten("w", &mut mine);
-                assert_eq!(sink.tensors.iter().map(|t| &t.0).collect::<Vec<_>>(), mine.tensors.iter().map(|t| &t.0).collect::<Vec<_>>());
+                assert_eq!(
+                    sink.tensors.iter().map(|t| &t.0).collect::<Vec<_>>(),
+                    mine.tensors.iter().map(|t| &t.0).collect::<Vec<_>>()
+                );
                 for ((_, a), (_, b)) in sink.tensors.iter().zip(&mine.tensors) {
                     assert_eq!(a.try_to_vec::<f32>().unwrap(), b.try_to_vec::<f32>().unwrap());
                 }

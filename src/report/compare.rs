@@ -24,7 +24,13 @@ impl RunScore {
         let text = std::fs::read_to_string(&p).at(&p)?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
         let report: EvalReport = serde_json::from_value(v.clone()).map_err(|e| Error::format(&p, e.to_string()))?;
-        Ok(RunScore { run: run.to_path_buf(), group: cfg.label(), seed: cfg.train.seed, iter: v["iter"].as_u64().unwrap_or(0), report })
+        Ok(RunScore {
+            run: run.to_path_buf(),
+            group: cfg.label(),
+            seed: cfg.train.seed,
+            iter: v["iter"].as_u64().unwrap_or(0),
+            report,
+        })
     }
 }
 
@@ -49,7 +55,10 @@ pub fn summarize(runs: &[RunScore], protocol: Protocol) -> Summary {
         .map(|(g, rs)| {
             let mut cols = Vec::new();
             for &c in protocol.classes() {
-                let vals: Vec<f64> = rs.iter().map(|r| r.report.per_class.get(CLASS_NAMES[c as usize]).copied().flatten().unwrap_or(0.0)).collect();
+                let vals: Vec<f64> = rs
+                    .iter()
+                    .map(|r| r.report.per_class.get(CLASS_NAMES[c as usize]).copied().flatten().unwrap_or(0.0))
+                    .collect();
                 cols.push(mean_std(&vals));
             }
             let mious: Vec<f64> = rs.iter().map(|r| miou_under(&r.report, protocol)).collect();
@@ -64,7 +73,8 @@ pub fn miou_under(r: &EvalReport, p: Protocol) -> f64 {
     if r.protocol == p {
         return r.miou;
     }
-    let v: Vec<f64> = p.classes().iter().filter_map(|&c| r.per_class.get(CLASS_NAMES[c as usize]).copied().flatten()).collect();
+    let v: Vec<f64> =
+        p.classes().iter().filter_map(|&c| r.per_class.get(CLASS_NAMES[c as usize]).copied().flatten()).collect();
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
@@ -72,14 +82,27 @@ pub fn miou_under(r: &EvalReport, p: Protocol) -> f64 {
 pub fn markdown(runs: &[RunScore], protocol: Protocol) -> String {
     let s = summarize(runs, protocol);
     let names: Vec<&String> = s.keys().collect();
-    let mut out = format!("| class ({protocol}) | {} |\n|---|{}\n", names.iter().map(|n| format!("{n} (n={})", s[*n].0)).collect::<Vec<_>>().join(" | "), "---|".repeat(names.len()));
-    let labels: Vec<String> = protocol.classes().iter().map(|&c| CLASS_NAMES[c as usize].to_string()).chain(["**mIoU**".to_string()]).collect();
+    let mut out = format!(
+        "| class ({protocol}) | {} |\n|---|{}\n",
+        names.iter().map(|n| format!("{n} (n={})", s[*n].0)).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(names.len())
+    );
+    let labels: Vec<String> = protocol
+        .classes()
+        .iter()
+        .map(|&c| CLASS_NAMES[c as usize].to_string())
+        .chain(["**mIoU**".to_string()])
+        .collect();
     for (i, label) in labels.iter().enumerate() {
         let cells: Vec<String> = names
             .iter()
             .map(|n| {
                 let cell = cell(&s, n, i);
-                if is_best(&s, n, i) { format!("**{cell}**") } else { cell }
+                if is_best(&s, n, i) {
+                    format!("**{cell}**")
+                } else {
+                    cell
+                }
             })
             .collect();
         out.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
@@ -91,7 +114,11 @@ pub fn markdown(runs: &[RunScore], protocol: Protocol) -> String {
 pub fn cell(s: &Summary, group: &str, row: usize) -> String {
     let (n, cols) = &s[group];
     let (m, sd) = cols[row];
-    if *n > 1 { format!("{m:.2} ± {sd:.2}") } else { format!("{m:.2}") }
+    if *n > 1 {
+        format!("{m:.2} ± {sd:.2}")
+    } else {
+        format!("{m:.2}")
+    }
 }
 
 /// Whether `group` has the best mean of row `row` and beats at least one other group (so
@@ -110,7 +137,12 @@ pub fn json(runs: &[RunScore], protocol: Protocol) -> serde_json::Value {
         summarize(runs, p)
             .into_iter()
             .map(|(g, (n, cols))| {
-                let per_class: serde_json::Map<String, serde_json::Value> = p.classes().iter().zip(&cols).map(|(&c, &v)| (CLASS_NAMES[c as usize].to_string(), ms(v))).collect();
+                let per_class: serde_json::Map<String, serde_json::Value> = p
+                    .classes()
+                    .iter()
+                    .zip(&cols)
+                    .map(|(&c, &v)| (CLASS_NAMES[c as usize].to_string(), ms(v)))
+                    .collect();
                 json!({"method": g, "n": n, "miou": ms(cols[cols.len() - 1]), "per_class": per_class})
             })
             .collect()
@@ -119,7 +151,8 @@ pub fn json(runs: &[RunScore], protocol: Protocol) -> serde_json::Value {
         .iter()
         .map(|r| json!({"run": r.run, "method": r.group, "seed": r.seed, "iter": r.iter, "miou": miou_under(&r.report, protocol), "per_class": r.report.per_class, "pixel_acc": r.report.pixel_acc}))
         .collect();
-    let narrower: serde_json::Map<String, serde_json::Value> = protocol.reported().iter().filter(|&&q| q != protocol).map(|&q| (q.to_string(), json!(groups(q)))).collect();
+    let narrower: serde_json::Map<String, serde_json::Value> =
+        protocol.reported().iter().filter(|&&q| q != protocol).map(|&q| (q.to_string(), json!(groups(q)))).collect();
     json!({"protocol": protocol, "runs": per_run, "methods": groups(protocol), "narrower": narrower})
 }
 
@@ -140,14 +173,25 @@ impl Outcome {
     pub fn load(run: &Path) -> Result<Outcome> {
         let last = RunScore::load(run, "latest")?;
         let best = RunScore::load(run, "best")?;
-        let finished = crate::engine::checkpoint::find(run, "last").and_then(|c| crate::engine::checkpoint::read_progress(&c).ok()).is_some_and(|p| p.finished);
-        let rows: Vec<serde_json::Value> = crate::engine::log::read_metrics(run)?.into_iter().filter(|r| r["kind"] == "train").collect();
-        let times: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r["time_iter_s"].as_f64()?, r["time_data_s"].as_f64()?))).collect();
+        let finished = crate::engine::checkpoint::find(run, "last")
+            .and_then(|c| crate::engine::checkpoint::read_progress(&c).ok())
+            .is_some_and(|p| p.finished);
+        let rows: Vec<serde_json::Value> =
+            crate::engine::log::read_metrics(run)?.into_iter().filter(|r| r["kind"] == "train").collect();
+        let times: Vec<(f64, f64)> =
+            rows.iter().filter_map(|r| Some((r["time_iter_s"].as_f64()?, r["time_data_s"].as_f64()?))).collect();
         let seconds = (!times.is_empty()).then(|| {
             let n = times.len() as f64;
             (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n)
         });
-        Ok(Outcome { group: last.group, seed: last.seed, finished, last: last.report.miou, best: best.report.miou, seconds })
+        Ok(Outcome {
+            group: last.group,
+            seed: last.seed,
+            finished,
+            last: last.report.miou,
+            best: best.report.miou,
+            seconds,
+        })
     }
 }
 
@@ -186,10 +230,18 @@ pub fn outcome_table(runs: &[Outcome], baseline: Option<&[Outcome]>) -> String {
         rs.sort_by_key(|r| r.seed);
         let last: Vec<f64> = rs.iter().map(|r| r.last).collect();
         let best: Vec<f64> = rs.iter().map(|r| r.best).collect();
-        let seeds: Vec<String> = rs.iter().map(|r| format!("{:.1} / {:.1}{}", r.last, r.best, if r.finished { "" } else { "*" })).collect();
-        out.push_str(&format!("| {g} | {} | {} | {} | {} |", rs.len(), mean_pm(&last), mean_pm(&best), seeds.join(", ")));
+        let seeds: Vec<String> =
+            rs.iter().map(|r| format!("{:.1} / {:.1}{}", r.last, r.best, if r.finished { "" } else { "*" })).collect();
+        out.push_str(&format!(
+            "| {g} | {} | {} | {} | {} |",
+            rs.len(),
+            mean_pm(&last),
+            mean_pm(&best),
+            seeds.join(", ")
+        ));
         if let Some(base) = baseline {
-            let gains: Vec<f64> = rs.iter().filter_map(|r| base.iter().find(|b| b.seed == r.seed).map(|b| r.last - b.last)).collect();
+            let gains: Vec<f64> =
+                rs.iter().filter_map(|r| base.iter().find(|b| b.seed == r.seed).map(|b| r.last - b.last)).collect();
             out.push_str(&format!(" {} |", if base_name.as_deref() == Some(g) { "–".into() } else { mean_pm(&gains) }));
         }
         let times: Vec<(f64, f64)> = rs.iter().filter_map(|r| r.seconds).collect();
@@ -197,7 +249,11 @@ pub fn outcome_table(runs: &[Outcome], baseline: Option<&[Outcome]>) -> String {
             "–".into()
         } else {
             let n = times.len() as f64;
-            format!("{:.3} ({:.3})", times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n)
+            format!(
+                "{:.3} ({:.3})",
+                times.iter().map(|t| t.0).sum::<f64>() / n,
+                times.iter().map(|t| t.1).sum::<f64>() / n
+            )
         };
         out.push_str(&format!(" {time} |\n"));
     }
@@ -209,7 +265,8 @@ mod tests {
     use super::*;
 
     fn score(group: &str, seed: u64, road: f64) -> RunScore {
-        let per_class = CLASS_NAMES.iter().map(|n| (n.to_string(), Some(if *n == "road" { road } else { 0.0 }))).collect();
+        let per_class =
+            CLASS_NAMES.iter().map(|n| (n.to_string(), Some(if *n == "road" { road } else { 0.0 }))).collect();
         let report = EvalReport { protocol: Protocol::P19, miou: road / 19.0, per_class, pixel_acc: 50.0, pixels: 10 };
         RunScore { run: PathBuf::from(format!("{group}/seed{seed}")), group: group.into(), seed, iter: 100, report }
     }

@@ -1,7 +1,6 @@
 //! The report's image grid: target image | ground truth | prediction | error map, predicted with
 //! a run's best checkpoint by the evaluation code (same loader, resize and normalisation, argmax
 //! over the protocol's classes at label resolution).
-use base64::Engine as _;
 use crate::config::Config;
 use crate::data::classes::{Protocol, IGNORE};
 use crate::data::io;
@@ -10,6 +9,7 @@ use crate::engine::{checkpoint, trainer};
 use crate::error::{Error, Result};
 use crate::eval::predict::colorize;
 use crate::eval::runner::predict_map;
+use base64::Engine as _;
 use burn::prelude::*;
 use image::{imageops, GrayImage, RgbImage};
 use std::path::Path;
@@ -33,7 +33,8 @@ pub struct GridRow {
 
 /// The first `n` validation images of a run, predicted with its best checkpoint.
 pub fn rows(run: &Path, cfg: &Config, n: usize, device: &Device) -> Result<Vec<GridRow>> {
-    let ck = checkpoint::find(run, "best").ok_or_else(|| Error::format(run, "no best checkpoint yet (the run has not evaluated)"))?;
+    let ck = checkpoint::find(run, "best")
+        .ok_or_else(|| Error::format(run, "no best checkpoint yet (the run has not evaluated)"))?;
     let mut c = cfg.clone();
     // the checkpoint holds every weight: do not look for the initial weights again
     c.model.init = None;
@@ -51,7 +52,7 @@ pub fn rows(run: &Path, cfg: &Config, n: usize, device: &Device) -> Result<Vec<G
     let mut loader = Loader::new(ds.clone(), spec, 0);
     let protocol = cfg.eval.protocol;
     let mut out = Vec::new();
-    while let Some(b) = loader.next() {
+    while let Some(b) = loader.next_batch() {
         let b = b?;
         let item = &ds.items[b.indices[0]];
         let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
@@ -65,7 +66,11 @@ pub fn rows(run: &Path, cfg: &Config, n: usize, device: &Device) -> Result<Vec<G
         });
         let (w, h) = truth.as_ref().map_or(photo.dimensions(), |t| t.dimensions());
         let pred = predict_map(logits, [h as usize, w as usize], protocol);
-        let photo = if photo.dimensions() == (w, h) { photo } else { imageops::resize(&photo, w, h, imageops::FilterType::Triangle) };
+        let photo = if photo.dimensions() == (w, h) {
+            photo
+        } else {
+            imageops::resize(&photo, w, h, imageops::FilterType::Triangle)
+        };
         out.push(GridRow {
             name: item.name.clone(),
             pixel_acc: truth.as_ref().and_then(|t| pixel_acc(t, &pred)),
@@ -123,13 +128,18 @@ fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
         img.clone()
     };
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::Other(format!("cannot encode a report image: {e}")))?;
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| Error::Other(format!("cannot encode a report image: {e}")))?;
     Ok(bytes)
 }
 
 /// The protocol's classes with their colours, for the grid's legend.
 pub fn legend(protocol: Protocol) -> Vec<(&'static str, [u8; 3])> {
-    protocol.classes().iter().map(|&c| (crate::data::classes::CLASS_NAMES[c as usize], crate::data::classes::PALETTE[c as usize])).collect()
+    protocol
+        .classes()
+        .iter()
+        .map(|&c| (crate::data::classes::CLASS_NAMES[c as usize], crate::data::classes::PALETTE[c as usize]))
+        .collect()
 }
 
 #[cfg(test)]

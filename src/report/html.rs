@@ -68,8 +68,12 @@ pub fn render(runs: &[RunData], grids: &[Grid]) -> String {
     );
 
     // the last evaluation first: the best one is selected on the validation set (optimistic)
-    for (which, title) in [("latest", "final checkpoint (no selection on val)"), ("best", "best checkpoint (selected on val: optimistic)")] {
-        let scores: Vec<RunScore> = runs.iter().filter_map(|r| if which == "best" { r.best.clone() } else { r.latest.clone() }).collect();
+    for (which, title) in [
+        ("latest", "final checkpoint (no selection on val)"),
+        ("best", "best checkpoint (selected on val: optimistic)"),
+    ] {
+        let scores: Vec<RunScore> =
+            runs.iter().filter_map(|r| if which == "best" { r.best.clone() } else { r.latest.clone() }).collect();
         let _ = write!(h, "<h2 id=\"iou-{which}\">Per-class IoU (%), {title}, mean ± std over seeds</h2>");
         if scores.is_empty() {
             let _ = write!(h, r#"<p class="none">No evaluation yet: no run has <code>eval/{which}.json</code>.</p>"#);
@@ -79,16 +83,24 @@ pub fn render(runs: &[RunData], grids: &[Grid]) -> String {
             let _ = write!(h, "<h3>{q} classes</h3>{}", class_table(&scores, q));
         }
         if scores.len() < runs.len() {
-            let _ = write!(h, r#"<p class="none">{} of {} runs have no evaluation yet and are left out of this table.</p>"#, runs.len() - scores.len(), runs.len());
+            let _ = write!(
+                h,
+                r#"<p class="none">{} of {} runs have no evaluation yet and are left out of this table.</p>"#,
+                runs.len() - scores.len(),
+                runs.len()
+            );
         }
     }
     let _ = write!(h, "<h3>Runs</h3>{}", runs_table(runs, p));
 
     h.push_str(r#"<h2 id="curves">Curves</h2>"#);
-    h.push_str(&miou_chart(runs).unwrap_or_else(|| r#"<p class="none">No evaluation yet: no mIoU logged in <code>metrics.jsonl</code>.</p>"#.into()));
+    h.push_str(&miou_chart(runs).unwrap_or_else(|| {
+        r#"<p class="none">No evaluation yet: no mIoU logged in <code>metrics.jsonl</code>.</p>"#.into()
+    }));
     h.push_str(r#"<div class="cards">"#);
     for r in runs {
-        let chart = loss_chart(r).unwrap_or_else(|| format!(r#"<p class="none">{}: no training logged yet.</p>"#, esc(&r.label)));
+        let chart = loss_chart(r)
+            .unwrap_or_else(|| format!(r#"<p class="none">{}: no training logged yet.</p>"#, esc(&r.label)));
         let _ = write!(h, r#"<div class="card">{chart}</div>"#);
         if let Some(chart) = stats_chart(r) {
             let _ = write!(h, r#"<div class="card">{chart}</div>"#);
@@ -99,7 +111,11 @@ pub fn render(runs: &[RunData], grids: &[Grid]) -> String {
     if !grids.is_empty() {
         images_section(&mut h, runs, grids, p);
     }
-    let _ = write!(h, "<footer>segda {} · self-contained page: no scripts, no external resources</footer></body></html>", env!("CARGO_PKG_VERSION"));
+    let _ = write!(
+        h,
+        "<footer>segda {} · self-contained page: no scripts, no external resources</footer></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
     h
 }
 
@@ -108,9 +124,22 @@ fn miou_chart(runs: &[RunData]) -> Option<String> {
     let series: Vec<Series> = runs
         .iter()
         .enumerate()
-        .map(|(i, r)| Series { name: r.label.clone(), colour: svg::colour(i).into(), points: r.miou.clone(), style: if i < svg::COLOURS.len() { Style::Markers } else { Style::DashedMarkers } })
+        .map(|(i, r)| Series {
+            name: r.label.clone(),
+            colour: svg::colour(i).into(),
+            points: r.miou.clone(),
+            style: if i < svg::COLOURS.len() { Style::Markers } else { Style::DashedMarkers },
+        })
         .collect();
-    let c = Chart { title: "Target mIoU (validation)", x_label: "iteration", y_label: "mIoU (%)", log_y: false, y_from: Some(0.0), width: 1000.0, height: 320.0 };
+    let c = Chart {
+        title: "Target mIoU (validation)",
+        x_label: "iteration",
+        y_label: "mIoU (%)",
+        log_y: false,
+        y_from: Some(0.0),
+        width: 1000.0,
+        height: 320.0,
+    };
     svg::line_chart(&c, &series)
 }
 
@@ -121,7 +150,12 @@ fn loss_chart(r: &RunData) -> Option<String> {
     for (i, (name, pts)) in r.losses.iter().enumerate() {
         let colour = svg::colour(i).to_string();
         if pts.len() > 20 {
-            series.push(Series { name: format!("{name} raw"), colour: colour.clone(), points: pts.clone(), style: Style::Faint });
+            series.push(Series {
+                name: format!("{name} raw"),
+                colour: colour.clone(),
+                points: pts.clone(),
+                style: Style::Faint,
+            });
             series.push(Series { name: name.clone(), colour, points: svg::smooth(pts), style: Style::Line });
         } else {
             series.push(Series { name: name.clone(), colour, points: pts.clone(), style: Style::Markers });
@@ -132,7 +166,15 @@ fn loss_chart(r: &RunData) -> Option<String> {
     let (lo, hi) = vals().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let log_y = positive && hi / lo > 30.0;
     let title = format!("{} — training losses", r.label);
-    let c = Chart { title: &title, x_label: "iteration", y_label: "loss", log_y, y_from: None, width: 660.0, height: 260.0 };
+    let c = Chart {
+        title: &title,
+        x_label: "iteration",
+        y_label: "loss",
+        log_y,
+        y_from: None,
+        width: 660.0,
+        height: 260.0,
+    };
     svg::line_chart(&c, &series)
 }
 
@@ -142,13 +184,26 @@ fn stats_chart(r: &RunData) -> Option<String> {
         .stats
         .iter()
         .enumerate()
-        .map(|(i, (name, pts))| Series { name: name.trim_start_matches("stat/").to_string(), colour: svg::colour(i).into(), points: pts.clone(), style: if pts.len() > 20 { Style::Line } else { Style::Markers } })
+        .map(|(i, (name, pts))| Series {
+            name: name.trim_start_matches("stat/").to_string(),
+            colour: svg::colour(i).into(),
+            points: pts.clone(),
+            style: if pts.len() > 20 { Style::Line } else { Style::Markers },
+        })
         .collect();
     let vals = || r.stats.values().flatten().map(|p| p.1).filter(|v| v.is_finite());
     let (lo, hi) = vals().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let log_y = vals().all(|v| v > 0.0) && hi / lo > 30.0;
     let title = format!("{} — other scalars", r.label);
-    let c = Chart { title: &title, x_label: "iteration", y_label: "value", log_y, y_from: None, width: 660.0, height: 260.0 };
+    let c = Chart {
+        title: &title,
+        x_label: "iteration",
+        y_label: "value",
+        log_y,
+        y_from: None,
+        width: 660.0,
+        height: 260.0,
+    };
     svg::line_chart(&c, &series)
 }
 
@@ -159,7 +214,10 @@ fn images_section(h: &mut String, runs: &[RunData], grids: &[Grid], p: Protocol)
     }
     let [wr, wg, wb] = grid::WRONG;
     let [ir, ig, ib] = grid::IGNORED;
-    let _ = write!(h, r#"</p><p class="legend">error map: <span><i style="background:rgb({wr},{wg},{wb})"></i>wrong</span><span><i style="background:rgb({ir},{ig},{ib})"></i>ignored / unlabelled</span><span><i style="background:#ccc"></i>right</span></p>"#);
+    let _ = write!(
+        h,
+        r#"</p><p class="legend">error map: <span><i style="background:rgb({wr},{wg},{wb})"></i>wrong</span><span><i style="background:rgb({ir},{ig},{ib})"></i>ignored / unlabelled</span><span><i style="background:#ccc"></i>right</span></p>"#
+    );
     for (r, g) in runs.iter().zip(grids) {
         let when = r.best.as_ref().map_or(String::new(), |b| format!(" · best checkpoint @ {}", b.iter));
         let _ = write!(h, "<h3>{} <small>{}{when}</small></h3>", esc(&r.label), esc(&r.method()));
@@ -171,9 +229,20 @@ fn images_section(h: &mut String, runs: &[RunData], grids: &[Grid], p: Protocol)
                 h.push_str(r#"<div class="grid"><b></b><b>image</b><b>ground truth</b><b>prediction</b><b>errors</b>"#);
                 for row in rows {
                     let acc = row.pixel_acc.map_or(String::new(), |a| format!("<br>pixel acc. {a:.1}%"));
-                    let img = |src: &Option<String>, alt: &str| src.as_ref().map_or(r#"<span class="none">no label</span>"#.to_string(), |s| format!(r#"<img src="{s}" alt="{alt}">"#));
-                    let _ = write!(h, r#"<div class="name">{}{acc}</div><img src="{}" alt="image">{}"#, esc(&row.name).replace('_', "_<wbr>"), row.image, img(&row.truth, "ground truth"));
-                    let _ = write!(h, r#"<img src="{}" alt="prediction">{}"#, row.prediction, img(&row.error, "errors"));
+                    let img = |src: &Option<String>, alt: &str| {
+                        src.as_ref().map_or(r#"<span class="none">no label</span>"#.to_string(), |s| {
+                            format!(r#"<img src="{s}" alt="{alt}">"#)
+                        })
+                    };
+                    let _ = write!(
+                        h,
+                        r#"<div class="name">{}{acc}</div><img src="{}" alt="image">{}"#,
+                        esc(&row.name).replace('_', "_<wbr>"),
+                        row.image,
+                        img(&row.truth, "ground truth")
+                    );
+                    let _ =
+                        write!(h, r#"<img src="{}" alt="prediction">{}"#, row.prediction, img(&row.error, "errors"));
                 }
                 h.push_str("</div>");
             }

@@ -65,7 +65,8 @@ impl RunData {
             Ok(if dir.join(format!("eval/{which}.json")).is_file() { Some(RunScore::load(dir, which)?) } else { None })
         };
         let n = times.len() as f64;
-        let seconds = (n > 0.0).then(|| (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n));
+        let seconds =
+            (n > 0.0).then(|| (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n));
         let progress = checkpoint::find(dir, "last").map(|c| checkpoint::read_progress(&c)).transpose()?;
         let points = |m: BTreeMap<u64, f64>| m.into_iter().map(|(i, v)| (i as f64, v)).collect();
         let curves = |c: BTreeMap<String, BTreeMap<u64, f64>>| c.into_iter().map(|(k, m)| (k, points(m))).collect();
@@ -119,7 +120,11 @@ pub fn run_dirs(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
             out.push(a.clone());
             continue;
         }
-        let mut subs: Vec<PathBuf> = std::fs::read_dir(a).map_err(|e| Error::io(a, e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("config.toml").is_file()).collect();
+        let mut subs: Vec<PathBuf> = std::fs::read_dir(a)
+            .map_err(|e| Error::io(a, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("config.toml").is_file())
+            .collect();
         if subs.is_empty() {
             return Err(Error::format(a, "not a run directory: no config.toml here or in its subdirectories"));
         }
@@ -135,7 +140,12 @@ pub fn run_dirs(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn labels(dirs: &[PathBuf]) -> Vec<String> {
     let parts: Vec<Vec<String>> = dirs
         .iter()
-        .map(|d| d.components().filter(|c| !matches!(c, Component::CurDir)).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.components()
+                .filter(|c| !matches!(c, Component::CurDir))
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
         .collect();
     let shortest = parts.iter().map(|p| p.len()).min().unwrap_or(0);
     // keep at least the last component of every run

@@ -8,7 +8,8 @@
 use std::fmt::Write;
 
 /// Distinguishable colours (matplotlib's tab10), cycled by index.
-pub const COLOURS: [&str; 10] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+pub const COLOURS: [&str; 10] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 pub fn colour(i: usize) -> &'static str {
     COLOURS[i % COLOURS.len()]
@@ -54,12 +55,13 @@ const LEGEND_ROW: f64 = 18.0;
 fn ticks(lo: f64, hi: f64, n: usize) -> (f64, Vec<f64>) {
     let raw = (hi - lo) / n.max(1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = mag * match raw / mag {
-        r if r < 1.5 => 1.0,
-        r if r < 3.0 => 2.0,
-        r if r < 7.0 => 5.0,
-        _ => 10.0,
-    };
+    let step = mag
+        * match raw / mag {
+            r if r < 1.5 => 1.0,
+            r if r < 3.0 => 2.0,
+            r if r < 7.0 => 5.0,
+            _ => 10.0,
+        };
     let first = (lo / step).ceil() as i64;
     let last = (hi / step + 1e-9).floor() as i64;
     (step, (first..=last).map(|k| k as f64 * step).collect())
@@ -83,7 +85,11 @@ pub fn esc(s: &str) -> String {
 /// Returns None when no series has a point to draw.
 pub fn line_chart(c: &Chart, series: &[Series]) -> Option<String> {
     let keep = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!c.log_y || y > 0.0);
-    let series: Vec<Series> = series.iter().map(|s| Series { points: s.points.iter().copied().filter(keep).collect(), ..s.clone() }).filter(|s| !s.points.is_empty()).collect();
+    let series: Vec<Series> = series
+        .iter()
+        .map(|s| Series { points: s.points.iter().copied().filter(keep).collect(), ..s.clone() })
+        .filter(|s| !s.points.is_empty())
+        .collect();
     let all = || series.iter().flat_map(|s| s.points.iter());
     all().next()?;
     let fy = |y: f64| if c.log_y { y.log10() } else { y };
@@ -125,20 +131,48 @@ pub fn line_chart(c: &Chart, series: &[Series]) -> Option<String> {
     let py = |y: f64| TOP + ph - (fy(y) - y0) / (y1 - y0) * ph;
 
     let mut s = String::new();
-    let _ = write!(s, r#"<svg class="chart" width="{w}" height="{height}" viewBox="0 0 {w} {height}" font-family="sans-serif" font-size="11">"#, w = c.width);
+    let _ = write!(
+        s,
+        r#"<svg class="chart" width="{w}" height="{height}" viewBox="0 0 {w} {height}" font-family="sans-serif" font-size="11">"#,
+        w = c.width
+    );
     let _ = write!(s, r##"<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{}</text>"##, esc(c.title));
     let _ = write!(s, r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fff" stroke="#999"/>"##);
     for &t in &yt {
         let y = TOP + ph - (t - y0) / (y1 - y0) * ph;
         let text = if c.log_y { label(10f64.powf(t), 10f64.powf(t)) } else { label(t, ystep) };
-        let _ = write!(s, r##"<line x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e4e4e4"/><text x="{:.1}" y="{:.1}" text-anchor="end">{text}</text>"##, LEFT + pw, LEFT - 5.0, y + 4.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e4e4e4"/><text x="{:.1}" y="{:.1}" text-anchor="end">{text}</text>"##,
+            LEFT + pw,
+            LEFT - 5.0,
+            y + 4.0
+        );
     }
     for &t in &xt {
         let x = px(t);
-        let _ = write!(s, r##"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{:.1}" stroke="#e4e4e4"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##, TOP + ph, TOP + ph + 15.0, label(t, xstep));
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{:.1}" stroke="#e4e4e4"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            TOP + ph,
+            TOP + ph + 15.0,
+            label(t, xstep)
+        );
     }
-    let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, LEFT + pw / 2.0, TOP + ph + 32.0, esc(c.x_label));
-    let _ = write!(s, r#"<text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}{}</text>"#, TOP + ph / 2.0, esc(c.y_label), if c.log_y { " (log)" } else { "" });
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        LEFT + pw / 2.0,
+        TOP + ph + 32.0,
+        esc(c.x_label)
+    );
+    let _ = write!(
+        s,
+        r#"<text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}{}</text>"#,
+        TOP + ph / 2.0,
+        esc(c.y_label),
+        if c.log_y { " (log)" } else { "" }
+    );
     for se in &series {
         let pts: Vec<String> = se.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
         let (width, extra) = match se.style {
@@ -146,10 +180,23 @@ pub fn line_chart(c: &Chart, series: &[Series]) -> Option<String> {
             Style::DashedMarkers => (1.8, r#" stroke-dasharray="5 3""#),
             _ => (1.8, ""),
         };
-        let _ = write!(s, r#"<polyline class="series" fill="none" stroke="{}" stroke-width="{width}"{extra} points="{}"/>"#, se.colour, pts.join(" "));
+        let _ = write!(
+            s,
+            r#"<polyline class="series" fill="none" stroke="{}" stroke-width="{width}"{extra} points="{}"/>"#,
+            se.colour,
+            pts.join(" ")
+        );
         if matches!(se.style, Style::Markers | Style::DashedMarkers) {
             for &(x, y) in &se.points {
-                let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="2.8" fill="{}"><title>{}: {} at iteration {x}</title></circle>"#, px(x), py(y), se.colour, esc(&se.name), label(y, 0.01));
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.8" fill="{}"><title>{}: {} at iteration {x}</title></circle>"#,
+                    px(x),
+                    py(y),
+                    se.colour,
+                    esc(&se.name),
+                    label(y, 0.01)
+                );
             }
         }
     }
@@ -158,7 +205,17 @@ pub fn line_chart(c: &Chart, series: &[Series]) -> Option<String> {
         // below the x axis label
         let y = c.height + 14.0 + (i / per_row) as f64 * LEGEND_ROW;
         let dash = if se.style == Style::DashedMarkers { r#" stroke-dasharray="5 3""# } else { "" };
-        let _ = write!(s, r#"<line x1="{x:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{}" stroke-width="3"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"#, x + 20.0, y - 4.0, y - 4.0, se.colour, x + 25.0, y, esc(&se.name));
+        let _ = write!(
+            s,
+            r#"<line x1="{x:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{}" stroke-width="3"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            x + 20.0,
+            y - 4.0,
+            y - 4.0,
+            se.colour,
+            x + 25.0,
+            y,
+            esc(&se.name)
+        );
     }
     s.push_str("</svg>");
     Some(s)
@@ -183,7 +240,15 @@ mod tests {
     use super::*;
 
     fn chart(log_y: bool) -> Chart<'static> {
-        Chart { title: "t <1>", x_label: "iteration", y_label: "loss", log_y, y_from: None, width: 400.0, height: 240.0 }
+        Chart {
+            title: "t <1>",
+            x_label: "iteration",
+            y_label: "loss",
+            log_y,
+            y_from: None,
+            width: 400.0,
+            height: 240.0,
+        }
     }
 
     #[test]
@@ -201,8 +266,18 @@ mod tests {
     #[test]
     fn draws_one_polyline_per_series_and_escapes_names() {
         let s = vec![
-            Series { name: "a&b".into(), colour: colour(0).into(), points: vec![(10.0, 1.5), (20.0, 1.0), (30.0, f64::NAN)], style: Style::Line },
-            Series { name: "raw".into(), colour: colour(0).into(), points: vec![(10.0, 1.6), (20.0, 0.9)], style: Style::Faint },
+            Series {
+                name: "a&b".into(),
+                colour: colour(0).into(),
+                points: vec![(10.0, 1.5), (20.0, 1.0), (30.0, f64::NAN)],
+                style: Style::Line,
+            },
+            Series {
+                name: "raw".into(),
+                colour: colour(0).into(),
+                points: vec![(10.0, 1.6), (20.0, 0.9)],
+                style: Style::Faint,
+            },
         ];
         let svg = line_chart(&chart(false), &s).unwrap();
         assert_eq!(svg.matches("<polyline").count(), 2);
@@ -213,14 +288,29 @@ mod tests {
 
     #[test]
     fn log_axis_skips_non_positive_values_and_empty_input_draws_nothing() {
-        let s = vec![Series { name: "x".into(), colour: colour(1).into(), points: vec![(1.0, 0.0), (2.0, 0.01), (3.0, 10.0)], style: Style::Markers }];
+        let s = vec![Series {
+            name: "x".into(),
+            colour: colour(1).into(),
+            points: vec![(1.0, 0.0), (2.0, 0.01), (3.0, 10.0)],
+            style: Style::Markers,
+        }];
         let svg = line_chart(&chart(true), &s).unwrap();
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains(">0.01<") && svg.contains(">10<"), "{svg}");
-        let empty = vec![Series { name: "x".into(), colour: colour(1).into(), points: vec![(1.0, f64::NAN)], style: Style::Line }];
+        let empty = vec![Series {
+            name: "x".into(),
+            colour: colour(1).into(),
+            points: vec![(1.0, f64::NAN)],
+            style: Style::Line,
+        }];
         assert!(line_chart(&chart(false), &empty).is_none());
         // a single point still gets a valid, finite chart
-        let one = vec![Series { name: "x".into(), colour: colour(1).into(), points: vec![(2.0, 2.0)], style: Style::Markers }];
+        let one = vec![Series {
+            name: "x".into(),
+            colour: colour(1).into(),
+            points: vec![(2.0, 2.0)],
+            style: Style::Markers,
+        }];
         let svg = line_chart(&chart(false), &one).unwrap();
         assert!(!svg.contains("NaN"));
         // two iterations: ticks at whole iterations only

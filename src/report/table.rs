@@ -31,17 +31,24 @@ pub fn class_table(runs: &[RunScore], protocol: Protocol) -> String {
 /// Every run: method, seed, how far it got, its final and best evaluations (or that it has
 /// none), and its cost in seconds per iteration.
 pub fn runs_table(runs: &[RunData], protocol: Protocol) -> String {
-    let mut h = String::from(r#"<table class="runs"><thead><tr><th>run</th><th>method</th><th>seed</th><th>iterations</th><th>final mIoU</th><th>best mIoU</th><th>pixel acc. (best)</th><th>s / iteration (data)</th><th>directory</th></tr></thead><tbody>"#);
+    let mut h = String::from(
+        r#"<table class="runs"><thead><tr><th>run</th><th>method</th><th>seed</th><th>iterations</th><th>final mIoU</th><th>best mIoU</th><th>best pixel acc.</th><th>s / iteration (data)</th><th>directory</th></tr></thead><tbody>"#,
+    );
     for r in runs {
         let done = match &r.progress {
             Some(p) => format!("{} / {}{}", p.iter, r.cfg.train.iters, if p.finished { " ✓" } else { "" }),
             None => format!("0 / {}", r.cfg.train.iters),
         };
         let (miou, acc) = match &r.best {
-            Some(b) => (format!("{:.2} <small>@ {}</small>", miou_under(&b.report, protocol), b.iter), format!("{:.2}", b.report.pixel_acc)),
+            Some(b) => (
+                format!("{:.2} <small>@ {}</small>", miou_under(&b.report, protocol), b.iter),
+                format!("{:.2}", b.report.pixel_acc),
+            ),
             None => (r#"<span class="none">no evaluation yet</span>"#.to_string(), "–".to_string()),
         };
-        let last = r.latest.as_ref().map_or("–".to_string(), |l| format!("{:.2} <small>@ {}</small>", miou_under(&l.report, protocol), l.iter));
+        let last = r.latest.as_ref().map_or("–".to_string(), |l| {
+            format!("{:.2} <small>@ {}</small>", miou_under(&l.report, protocol), l.iter)
+        });
         let time = r.seconds.map_or("–".to_string(), |(it, data)| format!("{it:.3} ({data:.3})"));
         let _ = write!(
             h,

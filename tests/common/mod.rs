@@ -7,7 +7,15 @@ use std::path::{Path, PathBuf};
 /// Tiny GTA5/SYNTHIA/Cityscapes-layout datasets (64×32 target images).
 pub fn tiny_data(dir: &Path) -> PathBuf {
     let data = dir.join("data");
-    let opts = SynthOptions { seed: 5, width: 64, gta5: 6, synthia: 6, city_train: 6, city_val: 3, shift: segda::data::synth::style::Shift::Camera(1.0) };
+    let opts = SynthOptions {
+        seed: 5,
+        width: 64,
+        gta5: 6,
+        synthia: 6,
+        city_train: 6,
+        city_val: 3,
+        shift: segda::data::synth::style::Shift::Camera(1.0),
+    };
     generate(&data, &opts).unwrap();
     data
 }

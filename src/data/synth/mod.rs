@@ -11,8 +11,8 @@ use crate::error::{IoContext, Result};
 use image::{GrayImage, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use raster::Canvas;
+use rayon::prelude::*;
 use std::path::Path;
 use style::{Domain, Shift, Style};
 
@@ -32,7 +32,15 @@ pub struct SynthOptions {
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions { seed: 0, width: 256, gta5: 500, synthia: 400, city_train: 500, city_val: 100, shift: Shift::Camera(1.0) }
+        SynthOptions {
+            seed: 0,
+            width: 256,
+            gta5: 500,
+            synthia: 400,
+            city_train: 500,
+            city_val: 100,
+            shift: Shift::Camera(1.0),
+        }
     }
 }
 
@@ -121,7 +129,11 @@ fn gaussian_blur(px: &[[f32; 3]], w: usize, h: usize, sigma: f32) -> Vec<[f32; 3
                 let mut acc = [0.0; 3];
                 for (j, kv) in k.iter().enumerate() {
                     let d = j as isize - r;
-                    let (sx, sy) = if horizontal { ((x + d).clamp(0, w as isize - 1), y) } else { (x, (y + d).clamp(0, h as isize - 1)) };
+                    let (sx, sy) = if horizontal {
+                        ((x + d).clamp(0, w as isize - 1), y)
+                    } else {
+                        (x, (y + d).clamp(0, h as isize - 1))
+                    };
                     let s = src[sy as usize * w + sx as usize];
                     for c in 0..3 {
                         acc[c] += kv * s[c];
@@ -145,7 +157,11 @@ fn write_gta5(root: &Path, name: &str, img: &RgbImage, c: &Canvas) -> Result<()>
     let pal: Vec<[u8; 3]> = (0..256u32)
         .map(|id| {
             let t = label_id_to_train_id(id as u8);
-            if (t as usize) < PALETTE.len() { PALETTE[t as usize] } else { [0, 0, 0] }
+            if (t as usize) < PALETTE.len() {
+                PALETTE[t as usize]
+            } else {
+                [0, 0, 0]
+            }
         })
         .collect();
     io::write_palette(&gta5::label_path(root, name), &gray(c, |i| c.label[i]), &pal)
@@ -177,7 +193,11 @@ fn write_cityscapes(root: &Path, split: &str, name: &str, img: &RgbImage, c: &Ca
     let inst: Vec<u16> = (0..c.label.len())
         .map(|i| {
             let l = c.label[i];
-            if HAS_INSTANCES.contains(&l) && c.instance[i] > 0 { l as u16 * 1000 + c.instance[i] - 1 } else { l as u16 }
+            if HAS_INSTANCES.contains(&l) && c.instance[i] > 0 {
+                l as u16 * 1000 + c.instance[i] - 1
+            } else {
+                l as u16
+            }
         })
         .collect();
     io::write_u16(&cityscapes::gt_path(root, split, name, "instanceIds"), c.w as u32, c.h as u32, 1, &inst)?;
@@ -212,7 +232,9 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<()> {
             let r = match domain {
                 Domain::Gta5 => write_gta5(&out.join("gta5"), &format!("{:05}", i + 1), &img, &canvas),
                 Domain::Synthia => write_synthia(&out.join("synthia"), &format!("{i:07}"), &img, &canvas),
-                Domain::Cityscapes => write_cityscapes(&out.join("cityscapes"), split, &city_name(split, i), &img, &canvas),
+                Domain::Cityscapes => {
+                    write_cityscapes(&out.join("cityscapes"), split, &city_name(split, i), &img, &canvas)
+                }
             };
             pb.inc(1);
             r

@@ -42,7 +42,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    fn to_local(&self, u: f32, v: f32) -> (f32, f32) {
+    fn to_local(self, u: f32, v: f32) -> (f32, f32) {
         ((u - self.u0) / self.px_per_m, (self.v0 - v) / self.px_per_m)
     }
 

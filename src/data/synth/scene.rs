@@ -97,7 +97,14 @@ impl Side {
                 0.0
             };
             let color = style.object_color(tid(label), rng);
-            segments.push(Segment { z0: z, kind, height, backdrop, color, window: [rng.gen_range(2.2..3.4), rng.gen_range(2.8..3.6)] });
+            segments.push(Segment {
+                z0: z,
+                kind,
+                height,
+                backdrop,
+                color,
+                window: [rng.gen_range(2.2..3.4), rng.gen_range(2.8..3.6)],
+            });
             z += rng.gen_range(6.0..32.0);
         }
         Side { facade, segments, light }
@@ -128,7 +135,10 @@ pub fn render(style: &Style, w: usize, h: usize, rng: &mut ChaCha8Rng) -> Canvas
     let mut c = Canvas::new(w, h);
     let road = rng.gen_range(3.5..7.0);
     let walk = [rng.gen_range(1.5..4.0), rng.gen_range(1.5..4.0)];
-    let terrain = [if rng.gen_bool(0.5) { rng.gen_range(1.0..7.0) } else { 0.0 }, if rng.gen_bool(0.5) { rng.gen_range(1.0..7.0) } else { 0.0 }];
+    let terrain = [
+        if rng.gen_bool(0.5) { rng.gen_range(1.0..7.0) } else { 0.0 },
+        if rng.gen_bool(0.5) { rng.gen_range(1.0..7.0) } else { 0.0 },
+    ];
     let sun_left = rng.gen_bool(0.5);
     let lit = 1.0 + 0.25 * style.sun;
     let shade = 1.0 - 0.3 * style.sun;
@@ -193,7 +203,8 @@ fn background(c: &mut Canvas, style: &Style, st: &Street) {
             } else {
                 // sky: brighter towards the horizon, clouds in the game styles
                 let k = 1.0 + 0.25 * (v as f32 / st.horizon.max(1.0)).min(1.0);
-                let cloud = style.clouds * (noise::fbm(u as f32 / 40.0, v as f32 / 20.0, 4, st.seed ^ 9) + 0.1).max(0.0);
+                let cloud =
+                    style.clouds * (noise::fbm(u as f32 / 40.0, v as f32 / 20.0, 4, st.seed ^ 9) + 0.1).max(0.0);
                 let rgb = std::array::from_fn(|ch| sky[ch] * k * (1.0 - cloud) + cloud * 1.6);
                 c.set(u, v, SKY, 0, rgb);
             }
@@ -205,7 +216,8 @@ fn facade(style: &Style, seg: &Segment, s: f32, t: f32, seed: u64) -> (u8, [f32;
     match seg.kind {
         SegKind::Building => {
             let [ww, fh] = seg.window;
-            let in_window = t > 1.0 && (s % ww) / ww > 0.3 && (s % ww) / ww < 0.75 && (t % fh) / fh > 0.35 && (t % fh) / fh < 0.8;
+            let in_window =
+                t > 1.0 && (s % ww) / ww > 0.3 && (s % ww) / ww < 0.75 && (t % fh) / fh > 0.35 && (t % fh) / fh < 0.8;
             let rgb = if in_window {
                 // game windows reflect the sky, camera windows are dark
                 let refl = style.sun.clamp(0.0, 1.0);
@@ -233,7 +245,9 @@ fn ground_pixel(c: &mut Canvas, i: usize, style: &Style, st: &Street, x: f32, z:
     let shadow = if side.light < 1.0 && ax > side.facade - 0.35 * side.facade { 1.0 - 0.35 * style.sun } else { 1.0 };
     let (label, mut rgb, lane) = if ax < st.road {
         let on_line = (ax < 0.08 && (z % 6.0) < 3.0) || (ax > st.road - 0.35 && ax < st.road - 0.22);
-        let parking = st.parking.is_some_and(|(z0, len, left)| (x < 0.0) == left && z > z0 && z < z0 + len && ax > st.road - 2.4 && ax < st.road - 0.4);
+        let parking = st.parking.is_some_and(|(z0, len, left)| {
+            (x < 0.0) == left && z > z0 && z < z0 + len && ax > st.road - 2.4 && ax < st.road - 0.4
+        });
         if on_line {
             (ROAD, [0.85, 0.85, 0.82], true)
         } else if parking {
@@ -244,7 +258,11 @@ fn ground_pixel(c: &mut Canvas, i: usize, style: &Style, st: &Street, x: f32, z:
     } else if ax < st.road + walk {
         let tile = ((x * 2.0).fract().abs() < 0.06 || (z * 2.0).fract() < 0.06) as u8 as f32;
         let curb = if ax < st.road + 0.2 { 1.15 } else { 1.0 };
-        (SIDEWALK, scale(style.base[1], curb * (1.0 - 0.12 * tile * style.texture.min(1.0)) * style.texture(1, x, z, st.seed)), false)
+        (
+            SIDEWALK,
+            scale(style.base[1], curb * (1.0 - 0.12 * tile * style.texture.min(1.0)) * style.texture(1, x, z, st.seed)),
+            false,
+        )
     } else {
         (TERRAIN, scale(style.base[9], style.texture(9, x, z, st.seed)), false)
     };
@@ -290,11 +308,19 @@ fn objects(c: &mut Canvas, style: &Style, st: &Street, rng: &mut ChaCha8Rng) {
     let walk_x = |rng: &mut ChaCha8Rng, left: bool| {
         let w = if left { st.walk[0] } else { st.walk[1] };
         let x = st.road + rng.gen_range(0.3..(w - 0.2).max(0.31));
-        if left { -x } else { x }
+        if left {
+            -x
+        } else {
+            x
+        }
     };
     let lane_x = |rng: &mut ChaCha8Rng| {
         let x = st.road * rng.gen_range(0.25..0.75);
-        if rng.gen_bool(0.5) { -x } else { x }
+        if rng.gen_bool(0.5) {
+            -x
+        } else {
+            x
+        }
     };
     let [dv, dp, dw, ds, dt] = style.density;
     for _ in 0..count(rng, 7.0, dv) + 1 {
@@ -349,7 +375,11 @@ fn objects(c: &mut Canvas, style: &Style, st: &Street, rng: &mut ChaCha8Rng) {
     objs.sort_by(|a, b| b.z.total_cmp(&a.z));
     let mut instances = [0u16; 34];
     for o in objs {
-        let f = Frame { u0: st.cx + st.focal * o.x / o.z, v0: st.horizon + st.focal * st.cam_h / o.z, px_per_m: st.focal / o.z };
+        let f = Frame {
+            u0: st.cx + st.focal * o.x / o.z,
+            v0: st.horizon + st.focal * st.cam_h / o.z,
+            px_per_m: st.focal / o.z,
+        };
         let mut r = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(o.seed);
         draw(c, style, &f, o.kind, &mut r, &mut instances);
     }
@@ -381,8 +411,22 @@ fn draw(c: &mut Canvas, style: &Style, f: &Frame, kind: Kind, rng: &mut ChaCha8R
             let win = [(-w * 0.40, 0.66 * h), (w * 0.40, 0.66 * h), (w * 0.33, 0.95 * h), (-w * 0.33, 0.95 * h)];
             f.polygon(c, &win, &Paint { label_id: CAR, instance: id, color: &pg });
             let lamp = solid([0.8, 0.1, 0.08]);
-            f.rect(c, -w / 2.0 + 0.05, 0.45 * h, -w / 2.0 + 0.3, 0.53 * h, &Paint { label_id: CAR, instance: id, color: &lamp });
-            f.rect(c, w / 2.0 - 0.3, 0.45 * h, w / 2.0 - 0.05, 0.53 * h, &Paint { label_id: CAR, instance: id, color: &lamp });
+            f.rect(
+                c,
+                -w / 2.0 + 0.05,
+                0.45 * h,
+                -w / 2.0 + 0.3,
+                0.53 * h,
+                &Paint { label_id: CAR, instance: id, color: &lamp },
+            );
+            f.rect(
+                c,
+                w / 2.0 - 0.3,
+                0.45 * h,
+                w / 2.0 - 0.05,
+                0.53 * h,
+                &Paint { label_id: CAR, instance: id, color: &lamp },
+            );
         }
         Kind::Truck => {
             let (w, h) = (rng.gen_range(2.35..2.55), rng.gen_range(3.0..3.8));
@@ -402,7 +446,14 @@ fn draw(c: &mut Canvas, style: &Style, f: &Frame, kind: Kind, rng: &mut ChaCha8R
             f.rect(c, -w / 2.0 + 0.15, 0.0, -w / 2.0 + 0.5, 0.45, &Paint { label_id: BUS, instance: id, color: &pd });
             f.rect(c, w / 2.0 - 0.5, 0.0, w / 2.0 - 0.15, 0.45, &Paint { label_id: BUS, instance: id, color: &pd });
             f.rect(c, -w / 2.0, 0.3, w / 2.0, h, &Paint { label_id: BUS, instance: id, color: &pb });
-            f.rect(c, -w / 2.0 + 0.1, 0.5 * h, w / 2.0 - 0.1, 0.88 * h, &Paint { label_id: BUS, instance: id, color: &pw });
+            f.rect(
+                c,
+                -w / 2.0 + 0.1,
+                0.5 * h,
+                w / 2.0 - 0.1,
+                0.88 * h,
+                &Paint { label_id: BUS, instance: id, color: &pw },
+            );
             let sign = solid([0.95, 0.55, 0.1]);
             f.rect(c, -0.6, 0.91 * h, 0.6, 0.97 * h, &Paint { label_id: BUS, instance: id, color: &sign });
         }
@@ -411,13 +462,24 @@ fn draw(c: &mut Canvas, style: &Style, f: &Frame, kind: Kind, rng: &mut ChaCha8R
             let id = next_instance(inst, TRAIN);
             let (pb, pw) = (solid(style.object_color(16, rng)), solid([0.12, 0.14, 0.18]));
             f.rect(c, -w / 2.0, 0.2, w / 2.0, h, &Paint { label_id: TRAIN, instance: id, color: &pb });
-            f.rect(c, -w / 2.0 + 0.15, 0.45 * h, w / 2.0 - 0.15, 0.85 * h, &Paint { label_id: TRAIN, instance: id, color: &pw });
+            f.rect(
+                c,
+                -w / 2.0 + 0.15,
+                0.45 * h,
+                w / 2.0 - 0.15,
+                0.85 * h,
+                &Paint { label_id: TRAIN, instance: id, color: &pw },
+            );
             f.line(c, (-0.5, h), (0.0, h + 0.9), 0.06, &Paint { label_id: TRAIN, instance: id, color: &pw });
             f.line(c, (0.5, h), (0.0, h + 0.9), 0.06, &Paint { label_id: TRAIN, instance: id, color: &pw });
         }
         Kind::Person => person(c, style, f, rng, PERSON, next_instance(inst, PERSON), 0.0),
         Kind::Rider { motor } => {
-            let (label, id) = if motor { (MOTORCYCLE, next_instance(inst, MOTORCYCLE)) } else { (BICYCLE, next_instance(inst, BICYCLE)) };
+            let (label, id) = if motor {
+                (MOTORCYCLE, next_instance(inst, MOTORCYCLE))
+            } else {
+                (BICYCLE, next_instance(inst, BICYCLE))
+            };
             two_wheeler(c, style, f, rng, label, id);
             person(c, style, f, rng, RIDER, next_instance(inst, RIDER), 0.55);
         }
@@ -449,10 +511,15 @@ fn draw(c: &mut Canvas, style: &Style, f: &Frame, kind: Kind, rng: &mut ChaCha8R
             let seed: u64 = rng.gen();
             let crown = move |x: f32, y: f32| scale(base, style.texture(8, x, y, seed));
             let cy = th + r * 0.9;
-            f.fill(c, [-r * 1.3, cy - r * 1.4, r * 1.3, cy + r * 1.4], &Paint { label_id: VEGETATION, instance: 0, color: &crown }, |x, y| {
-                let (dx, dy) = (x / r, (y - cy) / (r * 1.1));
-                (dx * dx + dy * dy).sqrt() < 1.0 + 0.3 * noise::fbm(x * 1.5, y * 1.5, 2, seed)
-            });
+            f.fill(
+                c,
+                [-r * 1.3, cy - r * 1.4, r * 1.3, cy + r * 1.4],
+                &Paint { label_id: VEGETATION, instance: 0, color: &crown },
+                |x, y| {
+                    let (dx, dy) = (x / r, (y - cy) / (r * 1.1));
+                    (dx * dx + dy * dy).sqrt() < 1.0 + 0.3 * noise::fbm(x * 1.5, y * 1.5, 2, seed)
+                },
+            );
         }
         Kind::Static => {
             let pc = solid([0.3, 0.35, 0.3]);
@@ -476,7 +543,13 @@ fn person(c: &mut Canvas, style: &Style, f: &Frame, rng: &mut ChaCha8Rng, label:
     }
     f.rect(c, -0.19, y0 + 0.45 * h, 0.19, y0 + 0.82 * h, &Paint { label_id: label, instance: id, color: &pt });
     f.line(c, (-0.2, y0 + 0.8 * h), (-0.26, y0 + 0.5 * h), 0.09, &Paint { label_id: label, instance: id, color: &pt });
-    f.line(c, (0.2, y0 + 0.8 * h), (0.26 + lift * 0.4, y0 + 0.5 * h), 0.09, &Paint { label_id: label, instance: id, color: &pt });
+    f.line(
+        c,
+        (0.2, y0 + 0.8 * h),
+        (0.26 + lift * 0.4, y0 + 0.5 * h),
+        0.09,
+        &Paint { label_id: label, instance: id, color: &pt },
+    );
     f.ellipse(c, 0.0, y0 + 0.91 * h, 0.1, 0.12, &Paint { label_id: label, instance: id, color: &ps });
 }
 
@@ -490,7 +563,14 @@ fn two_wheeler(c: &mut Canvas, style: &Style, f: &Frame, rng: &mut ChaCha8Rng, l
         let r = 0.34;
         f.ring(c, -0.52, r, r, 0.05, &tyre);
         f.ring(c, 0.52, r, r, 0.05, &tyre);
-        for (a, b) in [((-0.52, r), (0.0, r)), ((0.0, r), (0.35, 0.8)), ((0.35, 0.8), (-0.25, 0.8)), ((-0.25, 0.8), (-0.52, r)), ((-0.25, 0.8), (0.0, r)), ((0.35, 0.8), (0.52, r))] {
+        for (a, b) in [
+            ((-0.52, r), (0.0, r)),
+            ((0.0, r), (0.35, 0.8)),
+            ((0.35, 0.8), (-0.25, 0.8)),
+            ((-0.25, 0.8), (-0.52, r)),
+            ((-0.25, 0.8), (0.0, r)),
+            ((0.35, 0.8), (0.52, r)),
+        ] {
             f.line(c, a, b, 0.04, &paint);
         }
         f.line(c, (0.35, 0.8), (0.4, 1.0), 0.04, &paint);
@@ -512,7 +592,14 @@ fn traffic_light(c: &mut Canvas, f: &Frame, rng: &mut ChaCha8Rng, y: f32) {
     let on = rng.gen_range(0..3);
     for (k, col) in [[0.9, 0.1, 0.05], [0.95, 0.7, 0.05], [0.1, 0.85, 0.3]].iter().enumerate() {
         let lamp = solid(if k == on { *col } else { scale(*col, 0.25) });
-        f.ellipse(c, x, y + h * (0.8 - 0.3 * k as f32), 0.1, 0.1, &Paint { label_id: LIGHT, instance: 0, color: &lamp });
+        f.ellipse(
+            c,
+            x,
+            y + h * (0.8 - 0.3 * k as f32),
+            0.1,
+            0.1,
+            &Paint { label_id: LIGHT, instance: 0, color: &lamp },
+        );
     }
 }
 
@@ -527,12 +614,27 @@ fn traffic_sign(c: &mut Canvas, style: &Style, f: &Frame, rng: &mut ChaCha8Rng, 
             f.ellipse(c, 0.0, y, s * 0.8, s * 0.8, &Paint { label_id: SIGN, instance: 0, color: &face });
         }
         1 => {
-            f.polygon(c, &[(-s, y - s * 0.7), (s, y - s * 0.7), (0.0, y + s)], &Paint { label_id: SIGN, instance: 0, color: &rim });
-            f.polygon(c, &[(-s * 0.7, y - s * 0.5), (s * 0.7, y - s * 0.5), (0.0, y + s * 0.6)], &Paint { label_id: SIGN, instance: 0, color: &face });
+            f.polygon(
+                c,
+                &[(-s, y - s * 0.7), (s, y - s * 0.7), (0.0, y + s)],
+                &Paint { label_id: SIGN, instance: 0, color: &rim },
+            );
+            f.polygon(
+                c,
+                &[(-s * 0.7, y - s * 0.5), (s * 0.7, y - s * 0.5), (0.0, y + s * 0.6)],
+                &Paint { label_id: SIGN, instance: 0, color: &face },
+            );
         }
         _ => {
             f.rect(c, -s, y - s, s, y + s, &Paint { label_id: SIGN, instance: 0, color: &rim });
-            f.rect(c, -s * 0.85, y - s * 0.85, s * 0.85, y + s * 0.85, &Paint { label_id: SIGN, instance: 0, color: &face });
+            f.rect(
+                c,
+                -s * 0.85,
+                y - s * 0.85,
+                s * 0.85,
+                y + s * 0.85,
+                &Paint { label_id: SIGN, instance: 0, color: &face },
+            );
         }
     }
 }

@@ -12,7 +12,12 @@ use burn::backend::Backend;
 use burn::tensor::ops::ConvOptions;
 
 impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
-    fn conv2d_ext(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+    fn conv2d_ext(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct ConvBackward;
 
@@ -27,7 +32,10 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
                 let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(w_state);
                 let b = checkpointer.retrieve_node_output::<FloatTensor<B>>(b_state);
                 if let Some(node) = node_x {
-                    grads.register::<B>(node.id, B::conv2d_ext_x_grad(x.clone(), w.clone(), grad.clone(), options.clone()));
+                    grads.register::<B>(
+                        node.id,
+                        B::conv2d_ext_x_grad(x.clone(), w.clone(), grad.clone(), options.clone()),
+                    );
                 }
                 if let Some(node) = node_w {
                     grads.register::<B>(node.id, B::conv2d_ext_weight_grad(x.clone(), w, grad.clone(), options));
@@ -41,15 +49,30 @@ impl<B: Backend + ConvExt, C: CheckpointStrategy> ConvExt for Autodiff<B, C> {
         match ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight), prep.checkpoint(&bias), options.clone());
-                prep.finish(state, B::conv2d_ext(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options))
+                prep.finish(
+                    state,
+                    B::conv2d_ext(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options),
+                )
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_ext(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::conv2d_ext(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), options))
+            }
         }
     }
-    fn conv2d_ext_x_grad(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: ConvOptions<2>) -> FloatTensor<Self> {
+    fn conv2d_ext_x_grad(
+        _: FloatTensor<Self>,
+        _: FloatTensor<Self>,
+        _: FloatTensor<Self>,
+        _: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
         unreachable!("gradients are computed on the inner backend")
     }
-    fn conv2d_ext_weight_grad(_: FloatTensor<Self>, _: FloatTensor<Self>, _: FloatTensor<Self>, _: ConvOptions<2>) -> FloatTensor<Self> {
+    fn conv2d_ext_weight_grad(
+        _: FloatTensor<Self>,
+        _: FloatTensor<Self>,
+        _: FloatTensor<Self>,
+        _: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
         unreachable!("gradients are computed on the inner backend")
     }
 }

@@ -70,7 +70,12 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], geo: &Geometry) -> Vec
     let out = y.as_mut_ptr();
     for_each_band(xs, geo, |b, y0, lc, cols| {
         let dst = out.wrapping_add(b * geo.co * l + y0 * geo.ow);
-        gemm_into([geo.co, lc, k], Out { ptr: dst, row_stride: l, accumulate: true }, (ws.as_ptr(), 1, k as isize), (cols.as_ptr(), 1, lc as isize));
+        gemm_into(
+            [geo.co, lc, k],
+            Out { ptr: dst, row_stride: l, accumulate: true },
+            (ws.as_ptr(), 1, k as isize),
+            (cols.as_ptr(), 1, lc as isize),
+        );
     });
     y
 }
@@ -97,7 +102,12 @@ fn x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
             let rows = band.min(geo.oh - y0);
             let lc = rows * geo.ow;
             let g = gs[b * geo.co * l + y0 * geo.ow..].as_ptr();
-            gemm_into([k, lc, geo.co], Out { ptr: cols.as_mut_ptr(), row_stride: lc, accumulate: false }, (ws.as_ptr(), k as isize, 1), (g, 1, l as isize));
+            gemm_into(
+                [k, lc, geo.co],
+                Out { ptr: cols.as_mut_ptr(), row_stride: lc, accumulate: false },
+                (ws.as_ptr(), k as isize, 1),
+                (g, 1, l as isize),
+            );
             let cols = &cols[..k * lc];
             acc.par_chunks_mut(s * geo.h * wp).zip(cols.par_chunks(taps * lc)).for_each(|(a, c)| {
                 for y in y0..y0 + rows {
@@ -106,13 +116,19 @@ fn x_grad_col2im(ws: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
                         for j in 0..kw {
                             let Some((lo, hi, start)) = geo.cols(j) else { continue };
                             let src = &c[(i * kw + j) * lc + (y - y0) * geo.ow..][lo..hi];
-                            a[phased_at(s, geo.h, wp, iy, start)..][..hi - lo].iter_mut().zip(src).for_each(|(a, v)| *a += v);
+                            a[phased_at(s, geo.h, wp, iy, start)..][..hi - lo]
+                                .iter_mut()
+                                .zip(src)
+                                .for_each(|(a, v)| *a += v);
                         }
                     }
                 }
             });
         }
-        gx[b * geo.c * geo.h * geo.w..][..geo.c * geo.h * geo.w].par_chunks_mut(geo.h * geo.w).zip(acc.par_chunks(s * geo.h * wp)).for_each(|(plane, a)| unphase(a, plane, geo.h, geo.w, s));
+        gx[b * geo.c * geo.h * geo.w..][..geo.c * geo.h * geo.w]
+            .par_chunks_mut(geo.h * geo.w)
+            .zip(acc.par_chunks(s * geo.h * wp))
+            .for_each(|(plane, a)| unphase(a, plane, geo.h, geo.w, s));
     }
     gx
 }
@@ -130,7 +146,12 @@ pub(super) fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
         // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b. The
         // first band's GEMM writes every value (no clearing pass), the others accumulate.
         let g = gs[(b * geo.co) * l + y0 * geo.ow..].as_ptr();
-        gemm_into_by_columns([geo.co, k, lc], Out { ptr: dw.as_mut_ptr(), row_stride: k, accumulate: b > 0 || y0 > 0 }, (g, 1, l as isize), (cols.as_ptr(), lc as isize, 1));
+        gemm_into_by_columns(
+            [geo.co, k, lc],
+            Out { ptr: dw.as_mut_ptr(), row_stride: k, accumulate: b > 0 || y0 > 0 },
+            (g, 1, l as isize),
+            (cols.as_ptr(), lc as isize, 1),
+        );
     });
     // SAFETY: the first band's GEMM wrote all co·k values (l > 0: there is a first band)
     unsafe { dw.set_len(len) };

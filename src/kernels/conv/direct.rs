@@ -54,7 +54,8 @@ impl WithSimd for Forward<'_> {
         // rows [n, oh] of [co, ow], permuted to [n, co, oh, ow] at the end
         let mut rows = vec![0f32; p.n * p.oh * p.co * p.ow];
         rows.par_chunks_mut(p.co * p.ow).enumerate().for_each(|(r, out)| {
-            let row = Row { xp: &xp[r / p.oh * p.c * p.h * wp..][..p.c * p.h * wp], wr: &wr, bs, p, wp, y: r % p.oh, out };
+            let row =
+                Row { xp: &xp[r / p.oh * p.c * p.h * wp..][..p.c * p.h * wp], wr: &wr, bs, p, wp, y: r % p.oh, out };
             pulp::Arch::new().dispatch(row);
         });
         let mut y = vec![0f32; rows.len()];
@@ -97,14 +98,22 @@ impl WithSimd for Row<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        if vectors(S::F32_LANES) == 4 { row::<S, 4>(simd, self) } else { row::<S, 2>(simd, self) }
+        if vectors(S::F32_LANES) == 4 {
+            row::<S, 4>(simd, self)
+        } else {
+            row::<S, 2>(simd, self)
+        }
     }
 }
 
 /// Vectors of output columns per register block: 4 with AVX-512 (32 registers), 2 with AVX2
 /// (16 registers; 4 spilled).
 fn vectors(lanes: usize) -> usize {
-    if lanes >= 16 { 4 } else { 2 }
+    if lanes >= 16 {
+        4
+    } else {
+        2
+    }
 }
 
 /// The row kernel with `V` vectors per register block. Input channels go in chunks of `CC`, so
@@ -122,7 +131,8 @@ fn row<S: Simd, const V: usize>(simd: S, r: Row<'_>) {
     let blocks = p.co.div_ceil(CB);
     let windows = p.ow.div_ceil(lanes * V);
     // kernel rows that land inside the image for this output row
-    let live: Vec<(usize, usize)> = (0..kh).filter_map(|i| (y + i * dy).checked_sub(p.pad[0]).filter(|iy| *iy < p.h).map(|iy| (i, iy))).collect();
+    let live: Vec<(usize, usize)> =
+        (0..kh).filter_map(|i| (y + i * dy).checked_sub(p.pad[0]).filter(|iy| *iy < p.h).map(|iy| (i, iy))).collect();
     // [block][window][CB][V] accumulators, starting at the bias
     let mut accs: Vec<[[S::f32s; V]; CB]> = (0..blocks * windows)
         .map(|bw| std::array::from_fn(|j| [simd.splat_f32s(bs.get(bw / windows * CB + j).copied().unwrap_or(0.0)); V]))
@@ -147,7 +157,9 @@ fn row<S: Simd, const V: usize>(simd: S, r: Row<'_>) {
                     for j in 0..kw {
                         let seg = &row[x0 + j * dx..][..lanes * V];
                         // SAFETY: `seg` holds V·lanes floats; f32s is a plain array of lanes f32
-                        let xv: [S::f32s; V] = std::array::from_fn(|v| unsafe { std::ptr::read_unaligned(seg.as_ptr().add(v * lanes) as *const S::f32s) });
+                        let xv: [S::f32s; V] = std::array::from_fn(|v| unsafe {
+                            std::ptr::read_unaligned(seg.as_ptr().add(v * lanes) as *const S::f32s)
+                        });
                         let wk = &wt[(i * kw + j) * CB..][..CB];
                         for c in 0..CB {
                             let wc = simd.splat_f32s(wk[c]);

@@ -30,7 +30,27 @@ pub(super) struct Out {
 pub(super) fn gemm_into([m, n, k]: [usize; 3], dst: Out, a: Operand, b: Operand) {
     // SAFETY: the callers pass pointers into live slices that hold the strided extents
     unsafe {
-        gemm::gemm(m, n, k, dst.ptr, 1, dst.row_stride as isize, dst.accumulate, a.0, a.1, a.2, b.0, b.1, b.2, 1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(0));
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.ptr,
+            1,
+            dst.row_stride as isize,
+            dst.accumulate,
+            a.0,
+            a.1,
+            a.2,
+            b.0,
+            b.1,
+            b.2,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
     }
 }
 
@@ -44,7 +64,8 @@ pub(super) fn gemm_into_by_columns([m, n, k]: [usize; 3], dst: Out, a: Operand, 
     let per = n.div_ceil(threads);
     // raw pointers are not Send: carried across as addresses
     let (dst_rs, read) = (dst.row_stride, dst.accumulate);
-    let (dst, ap, bp, (a_cs, a_rs), (b_cs, b_rs)) = (dst.ptr as usize, a.0 as usize, b.0 as usize, (a.1, a.2), (b.1, b.2));
+    let (dst, ap, bp, (a_cs, a_rs), (b_cs, b_rs)) =
+        (dst.ptr as usize, a.0 as usize, b.0 as usize, (a.1, a.2), (b.1, b.2));
     (0..threads).into_par_iter().for_each(|t| {
         let (j0, j1) = (t * per, ((t + 1) * per).min(n));
         if j0 >= j1 {
@@ -54,7 +75,27 @@ pub(super) fn gemm_into_by_columns([m, n, k]: [usize; 3], dst: Out, a: Operand, 
         let bj = (bp as *const f32).wrapping_offset(j0 as isize * b_cs);
         // SAFETY: column range [j0, j1) of the caller's extents; the ranges are disjoint
         unsafe {
-            gemm::gemm(m, j1 - j0, k, d, 1, dst_rs as isize, read, ap as *const f32, a_cs, a_rs, bj, b_cs, b_rs, 1.0, 1.0, false, false, false, gemm::Parallelism::None);
+            gemm::gemm(
+                m,
+                j1 - j0,
+                k,
+                d,
+                1,
+                dst_rs as isize,
+                read,
+                ap as *const f32,
+                a_cs,
+                a_rs,
+                bj,
+                b_cs,
+                b_rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
     });
 }
@@ -73,7 +114,12 @@ mod tests {
         let bt: Vec<f32> = (0..n * k).map(|i| ((i * 53) % 19) as f32 * 0.1 - 0.9).collect();
         let start: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
         let mut dst = start.clone();
-        gemm_into_by_columns([m, n, k], Out { ptr: dst.as_mut_ptr(), row_stride: n, accumulate: true }, (a.as_ptr(), 1, k as isize), (bt.as_ptr(), k as isize, 1));
+        gemm_into_by_columns(
+            [m, n, k],
+            Out { ptr: dst.as_mut_ptr(), row_stride: n, accumulate: true },
+            (a.as_ptr(), 1, k as isize),
+            (bt.as_ptr(), k as isize, 1),
+        );
         for i in 0..m {
             for j in 0..n {
                 let want = start[i * n + j] + (0..k).map(|p| a[i * k + p] * bt[j * k + p]).sum::<f32>();

@@ -22,8 +22,25 @@ pub(super) struct Geometry {
 
 impl Geometry {
     /// From the input's, the output's (spatial) and the weight's shapes.
-    pub fn new([n, c, h, w]: [usize; 4], [oh, ow]: [usize; 2], [co, _, kh, kw]: [usize; 4], o: &ConvOptions<2>) -> Self {
-        Geometry { n, c, h, w, co, oh, ow, kernel: [kh, kw], stride: o.stride, pad: o.padding_begin(), dilation: o.dilation }
+    pub fn new(
+        [n, c, h, w]: [usize; 4],
+        [oh, ow]: [usize; 2],
+        [co, _, kh, kw]: [usize; 4],
+        o: &ConvOptions<2>,
+    ) -> Self {
+        Geometry {
+            n,
+            c,
+            h,
+            w,
+            co,
+            oh,
+            ow,
+            kernel: [kh, kw],
+            stride: o.stride,
+            pad: o.padding_begin(),
+            dilation: o.dilation,
+        }
     }
 
     /// Output rows per band of a column buffer with `k` rows: about 16 MiB of columns (a few
@@ -149,7 +166,12 @@ pub(super) fn for_each_band(xs: &[f32], geo: &Geometry, mut f: impl FnMut(usize,
     let [kh, kw] = geo.kernel;
     let mut cols = Scratch::take(k * band * geo.ow);
     for b in 0..geo.n {
-        let planes: Vec<Phased> = (0..geo.c).into_par_iter().map(|ci| Phased::new(&xs[(b * geo.c + ci) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1])).collect();
+        let planes: Vec<Phased> = (0..geo.c)
+            .into_par_iter()
+            .map(|ci| {
+                Phased::new(&xs[(b * geo.c + ci) * geo.h * geo.w..][..geo.h * geo.w], geo.h, geo.w, geo.stride[1])
+            })
+            .collect();
         for y0 in (0..geo.oh).step_by(band) {
             let rows = band.min(geo.oh - y0);
             let lc = rows * geo.ow;

@@ -25,10 +25,11 @@ mod autodiff;
 mod dense;
 mod depthwise;
 mod direct;
-mod geometry;
 mod gemm;
+mod geometry;
 mod pointwise;
 
+use super::f32s;
 use burn::backend::ops::conv::calculate_conv_output_size;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
@@ -37,16 +38,30 @@ use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 use burn_flex::FlexTensor;
 use geometry::Geometry;
-use super::f32s;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvExt: burn::backend::Backend {
     /// conv2d(x, weight, bias) with groups = 1 or groups = channels (depthwise).
-    fn conv2d_ext(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
+    fn conv2d_ext(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
     /// The input gradient of `conv2d_ext` given the output gradient.
-    fn conv2d_ext_x_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
+    fn conv2d_ext_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
     /// The weight gradient of `conv2d_ext` given the output gradient.
-    fn conv2d_ext_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
+    fn conv2d_ext_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
 }
 
 impl ConvExt for Flex {
@@ -60,7 +75,9 @@ impl ConvExt for Flex {
         }
         let (x, w, b) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
         let [n, c, h, wd] = x.layout().shape().dims::<4>();
-        let out = |len: usize, k: usize, d: usize| calculate_conv_output_size(k, options.stride[d], options.padding_begin()[d], options.dilation[d], len);
+        let out = |len: usize, k: usize, d: usize| {
+            calculate_conv_output_size(k, options.stride[d], options.padding_begin()[d], options.dilation[d], len)
+        };
         let geo = Geometry::new([n, c, h, wd], [out(h, wdims[2], 0), out(wd, wdims[3], 1)], wdims, &options);
         let y = if direct {
             direct::forward(f32s(&x), f32s(&w), f32s(&b), &geo)
@@ -76,8 +93,16 @@ impl ConvExt for Flex {
     fn conv2d_ext_x_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         if options.groups == 1 && pointwise::applies(&weight.layout().shape().dims::<4>(), &options) {
             let (w, g) = (weight.to_contiguous(), grad.to_contiguous());
-            let geo = Geometry::new(x.layout().shape().dims::<4>(), g.layout().shape().dims::<4>()[2..].try_into().unwrap(), w.layout().shape().dims::<4>(), &options);
-            return FlexTensor::from_data(TensorData::new(pointwise::x_grad(f32s(&w), f32s(&g), &geo), [geo.n, geo.c, geo.h, geo.w]));
+            let geo = Geometry::new(
+                x.layout().shape().dims::<4>(),
+                g.layout().shape().dims::<4>()[2..].try_into().unwrap(),
+                w.layout().shape().dims::<4>(),
+                &options,
+            );
+            return FlexTensor::from_data(TensorData::new(
+                pointwise::x_grad(f32s(&w), f32s(&g), &geo),
+                [geo.n, geo.c, geo.h, geo.w],
+            ));
         }
         if options.groups == 1 {
             return dense::x_grad(x, weight, grad, options);
@@ -89,13 +114,21 @@ impl ConvExt for Flex {
         let gx = depthwise::x_grad(f32s(&w), f32s(&g), &geo);
         FlexTensor::from_data(TensorData::new(gx, [n, c, h, wd]))
     }
-    fn conv2d_ext_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    fn conv2d_ext_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
         let (x, g) = (x.to_contiguous(), grad.to_contiguous());
         let wdims = weight.layout().shape().dims::<4>();
         let [_, _, oh, ow] = g.layout().shape().dims::<4>();
         let geo = Geometry::new(x.layout().shape().dims::<4>(), [oh, ow], wdims, &options);
         let pointwise = options.groups == 1 && pointwise::applies(&wdims, &options);
-        let direct = (options.groups == 1 && !pointwise && direct::suits(geo.co, options.stride) && !options.is_asymmetric()).then(|| direct::weight_grad(f32s(&x), f32s(&g), &geo)).flatten();
+        let direct =
+            (options.groups == 1 && !pointwise && direct::suits(geo.co, options.stride) && !options.is_asymmetric())
+                .then(|| direct::weight_grad(f32s(&x), f32s(&g), &geo))
+                .flatten();
         let out = match direct {
             Some(dw) => dw,
             None if pointwise => pointwise::weight_grad(f32s(&x), f32s(&g), &geo),
@@ -115,9 +148,13 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOpt
     if !super::extension_applies(&x) || options.is_asymmetric() || !(depthwise || dense) {
         return burn::tensor::module::conv2d(x, weight, Some(bias), options);
     }
-    Tensor::from_dispatch(<Dispatch as ConvExt>::conv2d_ext(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options))
+    Tensor::from_dispatch(<Dispatch as ConvExt>::conv2d_ext(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        options,
+    ))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -127,7 +164,12 @@ mod tests {
 
     /// `ours` gives the output and gradients (input, weight, bias) of burn's conv2d with `opts`,
     /// on random input, weights and bias and a fixed non-uniform upstream gradient.
-    fn matches_conv2d(ours: impl Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>, x: [usize; 4], w: [usize; 4], opts: ConvOptions<2>) {
+    fn matches_conv2d(
+        ours: impl Fn(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>,
+        x: [usize; 4],
+        w: [usize; 4],
+        opts: ConvOptions<2>,
+    ) {
         let dev = Device::flex().autodiff();
         let x0 = Tensor::<4>::random(x, Distribution::Normal(0.0, 1.0), &dev);
         let w0 = Tensor::<4>::random(w, Distribution::Normal(0.0, 1.0), &dev);
@@ -136,33 +178,48 @@ mod tests {
             let (x, w, b) = (x0.clone().require_grad(), w0.clone().require_grad(), b0.clone().require_grad());
             let y = f(x.clone(), w.clone(), b.clone());
             let dims = y.dims();
-            let up: Vec<f32> = (0..dims.iter().product::<usize>()).map(|k| ((k * 7919) % 13) as f32 / 6.5 - 1.0).collect();
+            let up: Vec<f32> =
+                (0..dims.iter().product::<usize>()).map(|k| ((k * 7919) % 13) as f32 / 6.5 - 1.0).collect();
             let g = (y.clone() * Tensor::<4>::from_data(TensorData::new(up, dims), &dev)).sum().backward();
-            (y.into_data(), [x.grad(&g).unwrap().into_data(), w.grad(&g).unwrap().into_data(), b.grad(&g).unwrap().into_data()])
+            (
+                y.into_data(),
+                [x.grad(&g).unwrap().into_data(), w.grad(&g).unwrap().into_data(), b.grad(&g).unwrap().into_data()],
+            )
         };
         let (y_ref, g_ref) = run(&|x, w, b| burn::tensor::module::conv2d(x, w, Some(b), opts.clone()));
         let (y, g) = run(&ours);
         y.assert_approx_eq::<f32>(&y_ref, Tolerance::rel_abs(1e-4, 1e-4));
         // and without autodiff (inference routes some layers differently)
         let plain = Device::flex();
-        let (xi, wi, bi) = (Tensor::from_data(x0.to_data(), &plain), Tensor::from_data(w0.to_data(), &plain), Tensor::from_data(b0.to_data(), &plain));
+        let (xi, wi, bi) = (
+            Tensor::from_data(x0.to_data(), &plain),
+            Tensor::from_data(w0.to_data(), &plain),
+            Tensor::from_data(b0.to_data(), &plain),
+        );
         ours(xi, wi, bi).into_data().assert_approx_eq::<f32>(&y_ref, Tolerance::rel_abs(1e-4, 1e-4));
         for (a, b) in g.iter().zip(&g_ref) {
             a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-4, 1e-4));
         }
     }
 
-
     /// The depthwise extension, for the strides, dilations and paddings MobileNetV2 uses, with a
     /// batch of 2 (rows wider than its 16-lane dot product included).
     #[test]
     fn depthwise_matches_burns_convolution() {
-        for (stride, dilation, pad, h, w) in [(1, 1, 1, 9, 13), (2, 1, 1, 10, 15), (1, 2, 2, 8, 11), (1, 4, 4, 12, 7), (2, 1, 0, 7, 9), (1, 1, 1, 5, 41), (2, 1, 1, 4, 40), (3, 1, 1, 11, 17)] {
+        for (stride, dilation, pad, h, w) in [
+            (1, 1, 1, 9, 13),
+            (2, 1, 1, 10, 15),
+            (1, 2, 2, 8, 11),
+            (1, 4, 4, 12, 7),
+            (2, 1, 0, 7, 9),
+            (1, 1, 1, 5, 41),
+            (2, 1, 1, 4, 40),
+            (3, 1, 1, 11, 17),
+        ] {
             let opts = ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], 5);
             matches_conv2d(|x, w, b| super::conv2d(x, w, b, opts.clone()), [2, 5, h, w], [5, 1, 3, 3], opts.clone());
         }
     }
-
 
     /// The dense forward and weight gradient (banded im2col + GEMM) and input gradient (stride 1:
     /// a convolution with the flipped kernel; strided or padded beyond the kernel's reach: GEMM
@@ -172,24 +229,41 @@ mod tests {
     /// channels than `conv_direct` takes.
     #[test]
     fn dense_matches_burns_convolution() {
-        for (k, stride, dilation, pad, h, w) in [(4, 2, 1, 1, 9, 14), (3, 1, 2, 2, 8, 11), (3, 2, 1, 1, 7, 40), (3, 1, 6, 6, 5, 9), (4, 1, 1, 1, 9, 14), (3, 1, 1, 0, 7, 9), (3, 1, 1, 3, 6, 8), (1, 2, 1, 0, 7, 9), (3, 2, 2, 2, 9, 17), (1, 1, 1, 1, 5, 6), (3, 3, 1, 1, 10, 16)] {
+        for (k, stride, dilation, pad, h, w) in [
+            (4, 2, 1, 1, 9, 14),
+            (3, 1, 2, 2, 8, 11),
+            (3, 2, 1, 1, 7, 40),
+            (3, 1, 6, 6, 5, 9),
+            (4, 1, 1, 1, 9, 14),
+            (3, 1, 1, 0, 7, 9),
+            (3, 1, 1, 3, 6, 8),
+            (1, 2, 1, 0, 7, 9),
+            (3, 2, 2, 2, 9, 17),
+            (1, 1, 1, 1, 5, 6),
+            (3, 3, 1, 1, 10, 16),
+        ] {
             let opts = ConvOptions::new([stride, stride], [pad, pad], [dilation, dilation], 1);
             matches_conv2d(|x, w, b| super::conv2d(x, w, b, opts.clone()), [2, 3, h, w], [36, 3, k, k], opts.clone());
         }
     }
-
 
     /// The few-output-channel direct forward (`conv_direct`): output channels not a multiple of
     /// its register block, rows of more than one column chunk, dilations up to wider than the
     /// image, even and 1-wide kernels, and no padding; gradients are the dense ones.
     #[test]
     fn direct_forward_matches_burns_convolution() {
-        for (co, kh, kw, dilation, pad, h, w) in [(7, 3, 3, 1, 1, 6, 70), (19, 3, 3, 6, 6, 5, 9), (12, 3, 3, 2, 0, 9, 150), (5, 4, 4, 1, 1, 7, 20), (3, 3, 1, 1, 1, 8, 33), (1, 1, 1, 1, 0, 4, 17)] {
+        for (co, kh, kw, dilation, pad, h, w) in [
+            (7, 3, 3, 1, 1, 6, 70),
+            (19, 3, 3, 6, 6, 5, 9),
+            (12, 3, 3, 2, 0, 9, 150),
+            (5, 4, 4, 1, 1, 7, 20),
+            (3, 3, 1, 1, 1, 8, 33),
+            (1, 1, 1, 1, 0, 4, 17),
+        ] {
             let opts = ConvOptions::new([1, 1], [pad, if kw == 1 { 0 } else { pad }], [dilation, dilation], 1);
             matches_conv2d(|x, w, b| super::conv2d(x, w, b, opts.clone()), [2, 6, h, w], [co, 6, kh, kw], opts.clone());
         }
     }
-
 
     #[test]
     fn pointwise_matches_burns_convolution() {
@@ -199,5 +273,4 @@ mod tests {
             matches_conv2d(|x, w, b| super::conv2d(x, w, b, opts.clone()), [2, 6, 5, 7], [co, 6, 1, 1], opts.clone());
         }
     }
-
 }

@@ -13,7 +13,14 @@ use std::sync::Arc;
 
 /// Open `examples` on the scale-invariant examples of round `round` (the images and
 /// pseudo-labels listed in `dir`), from batch `position` on.
-pub(super) fn open(examples: &mut ExtraStream, p: &Params, resize: Option<[u32; 2]>, round: usize, dir: &Path, position: u64) -> Result<()> {
+pub(super) fn open(
+    examples: &mut ExtraStream,
+    p: &Params,
+    resize: Option<[u32; 2]>,
+    round: usize,
+    dir: &Path,
+    position: u64,
+) -> Result<()> {
     let list = dir.join("selected.txt");
     let text = std::fs::read_to_string(&list).at(&list)?;
     let items: Vec<Item> = text
@@ -21,7 +28,11 @@ pub(super) fn open(examples: &mut ExtraStream, p: &Params, resize: Option<[u32; 
         .filter(|l| !l.is_empty())
         .map(|l| {
             let (name, image) = l.split_once('\t').ok_or_else(|| Error::format(&list, format!("bad line `{l}`")))?;
-            Ok(Item { name: name.to_string(), image: PathBuf::from(image), label: Some(dir.join("pseudo").join(format!("{name}.png"))) })
+            Ok(Item {
+                name: name.to_string(),
+                image: PathBuf::from(image),
+                label: Some(dir.join("pseudo").join(format!("{name}.png"))),
+            })
         })
         .collect::<Result<_>>()?;
     let ds = Dataset { kind: DatasetKind::Folder, root: dir.to_path_buf(), split: Split::All, items };

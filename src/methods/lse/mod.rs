@@ -12,8 +12,8 @@ mod selection;
 
 pub use examples::ce_focal;
 pub use params::Params;
-pub use selection::{image_stats, pseudo_label, select, thresholds, ImageStats, Selection};
 use round::{make_round, TargetImages};
+pub use selection::{image_stats, pseudo_label, select, thresholds, ImageStats, Selection};
 
 use super::extra_stream::ExtraStream;
 use super::method::{Before, Forward, Method, Needs, Step, Terms};
@@ -125,12 +125,19 @@ impl Method for Lse {
         }
         self.st.started = true;
         let scalars = self.make_round(b.net, b.run, b.device)?;
-        let iters = (self.st.selected as u64 * self.p.epochs_per_round * self.p.patches_per_image / self.examples.batch.max(1) as u64).max(1);
+        let iters = (self.st.selected as u64 * self.p.epochs_per_round * self.p.patches_per_image
+            / self.examples.batch.max(1) as u64)
+            .max(1);
         self.st.round_start = b.it;
         self.st.round_end = b.it + iters;
         self.st.loader_pos = 0;
         self.open_round(&Self::round_dir(b.run, self.st.round), 0)?;
-        crate::ui::note(&format!("LSE round {}: p = {:.2}, {} images selected, {iters} iterations", self.st.round, self.proportion(self.st.round), self.st.selected));
+        crate::ui::note(&format!(
+            "LSE round {}: p = {:.2}, {} images selected, {iters} iterations",
+            self.st.round,
+            self.proportion(self.st.round),
+            self.st.selected
+        ));
         Ok(scalars)
     }
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {

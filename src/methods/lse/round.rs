@@ -26,7 +26,15 @@ pub(super) struct TargetImages<'a> {
 
 /// Select, threshold and write into `dir` the pseudo-labels of round `round` (selection
 /// proportion `p`); returns the round's scalars and the number of images selected.
-pub(super) fn make_round(params: &Params, round: usize, p: f64, images: &TargetImages, net: &SegNet, dir: &Path, device: &Device) -> Result<(Vec<(String, f64)>, usize)> {
+pub(super) fn make_round(
+    params: &Params,
+    round: usize,
+    p: f64,
+    images: &TargetImages,
+    net: &SegNet,
+    dir: &Path,
+    device: &Device,
+) -> Result<(Vec<(String, f64)>, usize)> {
     let inf = net.valid();
     let target = images.ds;
     // pass 1: per-image class scores and normalised entropies
@@ -42,8 +50,8 @@ pub(super) fn make_round(params: &Params, round: usize, p: f64, images: &TargetI
     let sel = select(&scores, p, params.per_class_divisor, &params.skip_classes);
     let th = thresholds(&stats.iter().map(|s| s.1).collect::<Vec<_>>(), &sel.boundary);
     // pass 2: pseudo-labels of the selected images
-    std::fs::create_dir_all(dir.join("pseudo")).at(&dir)?;
-    std::fs::create_dir_all(dir.join("preview")).at(&dir)?;
+    std::fs::create_dir_all(dir.join("pseudo")).at(dir)?;
+    std::fs::create_dir_all(dir.join("preview")).at(dir)?;
     let chosen: std::collections::BTreeSet<usize> = sel.selected.iter().copied().collect();
     let mut conf = Confusion::new(crate::data::classes::Protocol::P19);
     // every pixel, unlabelled ones as void: per-class precision and recall of the selection
@@ -57,25 +65,31 @@ pub(super) fn make_round(params: &Params, round: usize, p: f64, images: &TargetI
         }
         let mut pl = pseudo_label(&s.argmax, &s.hn, &th);
         if params.oracle_labels {
-            let gt = gt.ok_or_else(|| Error::Other("method.lse.oracle_labels needs a target labelled at the image size".into()))?;
+            let gt = gt.ok_or_else(|| {
+                Error::Other("method.lse.oracle_labels needs a target labelled at the image size".into())
+            })?;
             pl.iter_mut().zip(gt).filter(|(q, _)| **q != IGNORE).for_each(|(q, &g)| *q = g);
         }
         let (w, h) = img;
         let map = GrayImage::from_raw(w, h, pl).expect("sizes match");
         let name = &target.items[i].name;
         crate::data::io::write_gray8(&dir.join("pseudo").join(format!("{name}.png")), &map)?;
-        crate::data::io::write_rgb(&dir.join("preview").join(format!("{name}.png")), &crate::eval::predict::colorize(&map))?;
+        crate::data::io::write_rgb(
+            &dir.join("preview").join(format!("{name}.png")),
+            &crate::eval::predict::colorize(&map),
+        )?;
         list.push_str(&format!("{name}\t{}\n", target.items[i].image.display()));
         map.as_raw().iter().filter(|&&q| q != IGNORE).for_each(|&q| per_class[q as usize] += 1);
         total += (w * h) as u64;
         if let Some(gt) = gt {
             all.add(gt, map.as_raw());
-            let (g, q): (Vec<u8>, Vec<u8>) = gt.iter().zip(map.as_raw()).filter(|(_, &q)| q != IGNORE).map(|(&g, &q)| (g, q)).unzip();
+            let (g, q): (Vec<u8>, Vec<u8>) =
+                gt.iter().zip(map.as_raw()).filter(|(_, &q)| q != IGNORE).map(|(&g, &q)| (g, q)).unzip();
             conf.add(&g, &q);
         }
         Ok(())
     })?;
-    std::fs::write(dir.join("selected.txt"), &list).at(&dir)?;
+    std::fs::write(dir.join("selected.txt"), &list).at(dir)?;
     let labelled: u64 = per_class.iter().sum();
     let mut out = vec![
         ("lse_round".to_string(), round as f64),
@@ -94,7 +108,7 @@ pub(super) fn make_round(params: &Params, round: usize, p: f64, images: &TargetI
         "thresholds": th, "scalars": out.iter().map(|(k, v)| (k.clone(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "classes": classes,
     });
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary).expect("json")).at(&dir)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary).expect("json")).at(dir)?;
     Ok((out, sel.selected.len()))
 }
 
@@ -102,17 +116,34 @@ pub(super) fn make_round(params: &Params, round: usize, p: f64, images: &TargetI
 /// (the original scale: the pseudo-labels are the image's labels, whatever `resize` the
 /// loader applies to both), and hand its statistics to `f` (index, (w, h), stats, ground
 /// truth when labelled at that size).
-fn predict_all(images: &TargetImages, net: &SegNet, device: &Device, mut f: impl FnMut(usize, (u32, u32), &ImageStats, Option<&[u8]>) -> Result<()>) -> Result<()> {
+fn predict_all(
+    images: &TargetImages,
+    net: &SegNet,
+    device: &Device,
+    mut f: impl FnMut(usize, (u32, u32), &ImageStats, Option<&[u8]>) -> Result<()>,
+) -> Result<()> {
     let target = images.ds;
     let augment = Augment { resize: images.resize, crop: None, flip: false, upscale: None };
     let labels = target.has_labels();
-    let spec = LoaderSpec { batch: 1, augment, normalize: images.normalize, shuffle: false, labels, keep_label_size: true, seed: 0, prefetch: 2, once: true };
+    let spec = LoaderSpec {
+        batch: 1,
+        augment,
+        normalize: images.normalize,
+        shuffle: false,
+        labels,
+        keep_label_size: true,
+        seed: 0,
+        prefetch: 2,
+        once: true,
+        keep_going: false,
+    };
     let mut loader = Loader::new(target.clone(), spec, 0);
-    while let Some(b) = loader.next() {
+    while let Some(b) = loader.next_batch() {
         let b = b?;
         let i = b.indices[0];
         let path = &target.items[i].image;
-        let (w, h) = image::image_dimensions(path).map_err(|e| Error::format(path, format!("cannot read the image size: {e}")))?;
+        let (w, h) = image::image_dimensions(path)
+            .map_err(|e| Error::format(path, format!("cannot read the image size: {e}")))?;
         let x = Tensor::<4>::from_data(TensorData::new(b.images, [1, 3, b.h, b.w]), device);
         let up = crate::nn::losses::upsample(net.forward(x).main, [h as usize, w as usize]);
         let probs: Vec<f32> = crate::nn::losses::probs(up).into_data().iter::<f32>().collect();

@@ -90,7 +90,10 @@ pub fn select(scores: &[[Option<f32>; NUM_CLASSES]], p: f64, divisor: f64, skip:
 
 /// th[c] = mean normalised entropy of class c in its boundary image (1 = keep every pixel
 /// when every image of the class was selected or the class was never predicted).
-pub fn thresholds(mean_hn: &[[Option<f32>; NUM_CLASSES]], boundary: &[Option<usize>; NUM_CLASSES]) -> [f32; NUM_CLASSES] {
+pub fn thresholds(
+    mean_hn: &[[Option<f32>; NUM_CLASSES]],
+    boundary: &[Option<usize>; NUM_CLASSES],
+) -> [f32; NUM_CLASSES] {
     std::array::from_fn(|c| boundary[c].and_then(|i| mean_hn[i][c]).unwrap_or(1.0))
 }
 
@@ -112,13 +115,15 @@ mod tests {
     fn class_wise_selection_keeps_the_top_proportion_of_each_class() {
         // 10 images predict road (class 0) with confidence 0.0 … 0.9; images 0..4 also predict
         // sign (class 7) with confidence rising with the index
-        let imgs: Vec<Vec<(usize, f32)>> = (0..10).map(|i| {
-            let mut v = vec![(0, i as f32 / 10.0)];
-            if i < 4 {
-                v.push((7, 0.5 + i as f32 / 10.0));
-            }
-            v
-        }).collect();
+        let imgs: Vec<Vec<(usize, f32)>> = (0..10)
+            .map(|i| {
+                let mut v = vec![(0, i as f32 / 10.0)];
+                if i < 4 {
+                    v.push((7, 0.5 + i as f32 / 10.0));
+                }
+                v
+            })
+            .collect();
         let refs: Vec<&[(usize, f32)]> = imgs.iter().map(|v| v.as_slice()).collect();
         let s = select(&scores(&refs), 0.2, 1.0, &[]);
         // road: ceil(0.2·10) = 2 → images 9, 8; sign: ceil(0.2·4) = 1 → image 3

@@ -10,14 +10,14 @@
 mod pivots;
 mod regions;
 
-pub use regions::{expand_regions, infer_present};
 use pivots::Pivots;
 use regions::image_logits;
+pub use regions::{expand_regions, infer_present};
 
 use super::adversarial::Discriminators;
+use super::method::{stat, After, Method, Needs, Step, Terms};
 use super::self_training::{teacher_template, Ema, Teacher};
 use super::state::{load_module, load_optim, save_module, save_optim};
-use super::method::{stat, After, Method, Needs, Step, Terms};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
 use crate::error::Result;
@@ -170,12 +170,18 @@ impl Method for Pit {
         }
         let rs = self.pivots.relation(s.feats.main.clone(), self.p.relation_temperature);
         if self.p.relation_branch {
-            terms.push(("pit_relation".to_string(), cross_entropy(upsample(rs.clone(), src.size()), ys).mul_scalar(self.p.lambda_relation)));
+            terms.push((
+                "pit_relation".to_string(),
+                cross_entropy(upsample(rs.clone(), src.size()), ys).mul_scalar(self.p.lambda_relation),
+            ));
         }
         if self.p.relation_adv {
             let rt = self.pivots.relation(t.feats.main.clone(), self.p.relation_temperature);
             let (ms, mt) = (probs(upsample(rs, src.size())), probs(upsample(rt, tgt.size())));
-            terms.push(("pit_relation_adv".to_string(), self.d.fool(0, mt.clone()).mul_scalar(self.p.lambda_relation_adv)));
+            terms.push((
+                "pit_relation_adv".to_string(),
+                self.d.fool(0, mt.clone()).mul_scalar(self.p.lambda_relation_adv),
+            ));
             self.d.remember(0, ms, mt);
         }
         if self.p.pseudo_labels && step.it >= self.p.pseudo_start {
@@ -189,14 +195,21 @@ impl Method for Pit {
                 self.teacher_head.update(&self.head, a);
                 self.teacher_pivots = Some(Pivots::follow(self.teacher_pivots.take(), &self.pivots, a));
                 let f = self.teacher.get().features(tgt.x.clone().inner());
-                (self.teacher.get().classify_main(&f), f.main, self.teacher_head.get().valid(), self.teacher_pivots.as_ref().expect("just set"))
+                (
+                    self.teacher.get().classify_main(&f),
+                    f.main,
+                    self.teacher_head.get().valid(),
+                    self.teacher_pivots.as_ref().expect("just set"),
+                )
             } else {
                 (t.logits.main.clone().inner(), t.feats.main.clone().inner(), self.head.valid(), &self.pivots)
             };
             let [n, _, h, w] = logits.dims();
             let pt: Vec<f32> = probs(logits).into_data().iter::<f32>().collect();
-            let rel: Vec<f32> = probs(pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect();
-            let head: Option<Vec<f32>> = self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
+            let rel: Vec<f32> =
+                probs(pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect();
+            let head: Option<Vec<f32>> =
+                self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
             let mut kept = 0usize;
@@ -204,7 +217,9 @@ impl Method for Pit {
                 let (p_i, r_i) = (&pt[i * per..(i + 1) * per], &rel[i * per..(i + 1) * per]);
                 let mut area = vec![0f32; NUM_CLASSES];
                 for px in 0..h * w {
-                    let c = (0..NUM_CLASSES).max_by(|&a, &b| p_i[a * h * w + px].total_cmp(&p_i[b * h * w + px])).expect("classes");
+                    let c = (0..NUM_CLASSES)
+                        .max_by(|&a, &b| p_i[a * h * w + px].total_cmp(&p_i[b * h * w + px]))
+                        .expect("classes");
                     area[c] += 1.0 / (h * w) as f32;
                 }
                 let hp = head.as_ref().map(|v| &v[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]);
@@ -217,7 +232,8 @@ impl Method for Pit {
             let small = Tensor::<3, Int>::from_data(TensorData::new(labels, [n, h, w]), &t.logits.main.device());
             let [th, tw] = tgt.size();
             let y = crate::nn::losses::resize_labels(small, [th, tw]);
-            terms.push(("pit_pseudo".to_string(), cross_entropy(t.up.main.clone(), y).mul_scalar(self.p.lambda_pseudo)));
+            terms
+                .push(("pit_pseudo".to_string(), cross_entropy(t.up.main.clone(), y).mul_scalar(self.p.lambda_pseudo)));
             self.coverage = 100.0 * kept as f64 / (n * h * w) as f64;
         }
         Ok(terms)
@@ -266,13 +282,25 @@ mod tests {
     use super::*;
     use crate::model::SegNet;
     /// A tiny network and config, and a labelled source / unlabelled target batch of `n` images.
-    fn tiny(n: usize) -> (Device, crate::config::Config, SegNet, crate::methods::DomainBatch, crate::methods::DomainBatch) {
+    fn tiny(
+        n: usize,
+    ) -> (Device, crate::config::Config, SegNet, crate::methods::DomainBatch, crate::methods::DomainBatch) {
         let d = Device::flex().autodiff();
-        let mut cfg = crate::config::Config::default();
-        cfg.model = crate::model::ModelConfig { backbone: crate::model::BackboneKind::MobilenetV2, width_mult: 0.25, output_stride: 16, ..Default::default() };
+        let cfg = crate::config::Config {
+            model: crate::model::ModelConfig {
+                backbone: crate::model::BackboneKind::MobilenetV2,
+                width_mult: 0.25,
+                output_stride: 16,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let net = SegNet::new(&cfg.model, &d).unwrap();
         let x = Tensor::<4>::random([n, 3, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &d);
-        let y = Tensor::<3, Int>::from_data(TensorData::new((0..n * 64 * 64).map(|i| ((i / 700) % 19) as i64).collect::<Vec<_>>(), [n, 64, 64]), &d);
+        let y = Tensor::<3, Int>::from_data(
+            TensorData::new((0..n * 64 * 64).map(|i| ((i / 700) % 19) as i64).collect::<Vec<_>>(), [n, 64, 64]),
+            &d,
+        );
         let src = crate::methods::DomainBatch { x: x.clone(), y: Some(y), names: vec![], indices: vec![] };
         let tgt = crate::methods::DomainBatch { x: x.flip([3]), y: None, names: vec![], indices: vec![] };
         (d, cfg, net, src, tgt)
@@ -357,5 +385,4 @@ mod tests {
         assert!(terms.iter().any(|t| t.0 == "pit_pseudo"));
         assert!(pit.teacher.net.is_none(), "no teacher is kept");
     }
-
 }

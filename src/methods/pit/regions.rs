@@ -30,7 +30,14 @@ pub fn infer_present(head_prob: Option<&[f32]>, area: &[f32], w: f64, area_ref: 
 /// seeds = pixels whose argmax class is present and confident (image and pixel level); each
 /// seed region grows into 4-neighbours whose relation probability to the same pivot is at least
 /// `grow` (region level). Classes not present never appear.
-pub fn expand_regions(prob: &[f32], relation: &[f32], present: &[bool], w: usize, seed_conf: f32, grow: Option<f32>) -> Vec<u8> {
+pub fn expand_regions(
+    prob: &[f32],
+    relation: &[f32],
+    present: &[bool],
+    w: usize,
+    seed_conf: f32,
+    grow: Option<f32>,
+) -> Vec<u8> {
     let k = present.len();
     let hw = prob.len() / k;
     let mut label = vec![IGNORE; hw];

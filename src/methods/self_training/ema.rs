@@ -105,7 +105,10 @@ mod tests {
         let w = |m: &burn::nn::Linear| m.weight.val().into_data().iter::<f32>().collect::<Vec<f32>>();
         assert_eq!(w(ema.get()), w(&student), "the first update copies");
         // the student moves: θ_T ← a·θ_T + (1 − a)·θ_S
-        let moved = burn::nn::Linear { weight: Param::from_tensor(student.weight.val().add_scalar(1.0)), bias: student.bias.clone() };
+        let moved = burn::nn::Linear {
+            weight: Param::from_tensor(student.weight.val().add_scalar(1.0)),
+            bias: student.bias.clone(),
+        };
         ema.update(&moved, 0.9);
         for (t, s) in w(ema.get()).iter().zip(w(&student)) {
             assert!((t - (s + 0.1)).abs() < 1e-6, "{t} vs {s}");

@@ -30,7 +30,15 @@ pub struct Mixed {
 }
 
 /// Paste ClassMix masks of the source batch onto the target batch (same size).
-pub fn class_mix(xs: &Tensor<4>, ys: &[u8], xt: &Tensor<4>, pseudo: &Pseudo, threshold: f64, weighting: PseudoWeight, rng: &mut impl Rng) -> Mixed {
+pub fn class_mix(
+    xs: &Tensor<4>,
+    ys: &[u8],
+    xt: &Tensor<4>,
+    pseudo: &Pseudo,
+    threshold: f64,
+    weighting: PseudoWeight,
+    rng: &mut impl Rng,
+) -> Mixed {
     let [n, _, h, w] = xs.dims();
     let device = xs.device();
     let hw = h * w;
@@ -56,7 +64,13 @@ pub fn class_mix(xs: &Tensor<4>, ys: &[u8], xt: &Tensor<4>, pseudo: &Pseudo, thr
     let m = Tensor::<3>::from_data(TensorData::new(mask, [n, h, w]), &device).unsqueeze_dim::<4>(1);
     let x = xs.clone() * m.clone() + xt.clone() * m.neg().add_scalar(1.0);
     let y: Vec<i64> = labels.iter().map(|&v| v as i64).collect();
-    Mixed { x, y: Tensor::from_data(TensorData::new(y, [n, h, w]), &device), weight: Tensor::from_data(TensorData::new(wt, [n, h, w]), &device), confident_target, labels }
+    Mixed {
+        x,
+        y: Tensor::from_data(TensorData::new(y, [n, h, w]), &device),
+        weight: Tensor::from_data(TensorData::new(wt, [n, h, w]), &device),
+        confident_target,
+        labels,
+    }
 }
 
 /// Bring a source batch to the target's size (bilinear image, nearest labels) so that the two mix.
@@ -97,7 +111,8 @@ pub fn photometric(x: Tensor<4>, p: &Params, rng: &mut impl Rng) -> Tensor<4> {
 fn gaussian_blur(x: Tensor<4>, sigma: f64) -> Tensor<4> {
     let c = x.dims()[1];
     let r = (2.0 * sigma).ceil() as usize;
-    let k: Vec<f32> = (0..=2 * r).map(|i| (-((i as f64 - r as f64).powi(2)) / (2.0 * sigma * sigma)).exp() as f32).collect();
+    let k: Vec<f32> =
+        (0..=2 * r).map(|i| (-((i as f64 - r as f64).powi(2)) / (2.0 * sigma * sigma)).exp() as f32).collect();
     let s: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / s).collect();
     let len = k.len();
@@ -123,7 +138,8 @@ mod tests {
         let labels = [0u8, 3, 5, 7, 255, 0, 3, 5];
         for _ in 0..20 {
             let m = class_mix_mask(&labels, &mut rng);
-            let chosen: std::collections::BTreeSet<u8> = labels.iter().zip(&m).filter(|(_, &b)| b).map(|(l, _)| *l).collect();
+            let chosen: std::collections::BTreeSet<u8> =
+                labels.iter().zip(&m).filter(|(_, &b)| b).map(|(l, _)| *l).collect();
             assert_eq!(chosen.len(), 2);
             assert!(!chosen.contains(&255));
             // a class is pasted whole or not at all
@@ -135,7 +151,8 @@ mod tests {
         let dev = Device::flex();
         let xs = Tensor::<4>::ones([1, 3, 2, 4], &dev);
         let xt = Tensor::<4>::zeros([1, 3, 2, 4], &dev);
-        let pseudo = Pseudo { labels: vec![9; 8], conf: vec![0.99, 0.5, 0.99, 0.5, 0.99, 0.5, 0.99, 0.5], weight: vec![0.25] };
+        let pseudo =
+            Pseudo { labels: vec![9; 8], conf: vec![0.99, 0.5, 0.99, 0.5, 0.99, 0.5, 0.99, 0.5], weight: vec![0.25] };
         let mixed = class_mix(&xs, &labels, &xt, &pseudo, 0.9, PseudoWeight::Image, &mut rng);
         let x: Vec<f32> = mixed.x.slice([0..1, 0..1, 0..2, 0..4]).into_data().iter::<f32>().collect();
         let wt: Vec<f32> = mixed.weight.into_data().iter::<f32>().collect();
@@ -150,7 +167,8 @@ mod tests {
         let x: Vec<f32> = mixed.x.slice([0..1, 0..1, 0..2, 0..4]).into_data().iter::<f32>().collect();
         let wt: Vec<f32> = mixed.weight.into_data().iter::<f32>().collect();
         for k in 0..8 {
-            let expected = if x[k] == 1.0 { 1.0 } else if pseudo.conf[k] >= 0.9 { 1.0 } else { 0.0 };
+            // pasted source pixels and confident target pixels
+            let expected = if x[k] == 1.0 || pseudo.conf[k] >= 0.9 { 1.0 } else { 0.0 };
             assert_eq!(wt[k], expected, "pixel {k}");
         }
     }

@@ -35,6 +35,15 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { alpha: 0.999, pseudo_threshold: 0.968, pseudo_weight: PseudoWeight::Image, lambda_mix: 1.0, jitter: 0.2, jitter_p: 0.8, blur_p: 0.5, warmup: 0 }
+        Params {
+            alpha: 0.999,
+            pseudo_threshold: 0.968,
+            pseudo_weight: PseudoWeight::Image,
+            lambda_mix: 1.0,
+            jitter: 0.2,
+            jitter_p: 0.8,
+            blur_p: 0.5,
+            warmup: 0,
+        }
     }
 }

@@ -19,7 +19,11 @@ pub fn pseudo_labels(teacher: &SegNet, x: Tensor<4>, threshold: f64) -> Pseudo {
     let p = crate::nn::losses::probs(logits);
     let conf: Vec<f32> = p.clone().max_dim(1).into_data().iter::<f32>().collect();
     let labels = label_bytes(p.argmax(1));
-    let weight = (0..n).map(|i| conf[i * h * w..(i + 1) * h * w].iter().filter(|&&c| c as f64 >= threshold).count() as f32 / (h * w) as f32).collect();
+    let weight = (0..n)
+        .map(|i| {
+            conf[i * h * w..(i + 1) * h * w].iter().filter(|&&c| c as f64 >= threshold).count() as f32 / (h * w) as f32
+        })
+        .collect();
     Pseudo { labels, conf, weight }
 }
 

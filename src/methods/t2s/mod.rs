@@ -14,13 +14,13 @@ mod pull;
 mod weights;
 
 pub use pull::{info_nce, labels_at, ClassMemory, ProjHead};
-pub use weights::ClassWeights;
 use pull::{pick, rows, sample, sample_per_class};
+pub use weights::ClassWeights;
 
-use super::self_training::{self, Ema, SelfTrain};
-use super::stylize::{self, Image, StyleKind, Stylizer};
-use super::state::{load_module, load_optim, save_module, save_optim};
 use super::method::{stat, After, Method, Needs, Step, Terms};
+use super::self_training::{self, Ema, SelfTrain};
+use super::state::{load_module, load_optim, save_module, save_optim};
+use super::stylize::{self, Image, StyleKind, Stylizer};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::NUM_CLASSES;
 use crate::error::{Error, IoContext, Result};
@@ -129,7 +129,8 @@ impl T2s {
             None => (Vec::new(), [0, c, 0, 0]),
         };
         let tsz = c * tdims[2] * tdims[3];
-        let styles: Vec<Image> = (0..tdims[0]).map(|i| Image { data: &tdata[i * tsz..(i + 1) * tsz], h: tdims[2], w: tdims[3] }).collect();
+        let styles: Vec<Image> =
+            (0..tdims[0]).map(|i| Image { data: &tdata[i * tsz..(i + 1) * tsz], h: tdims[2], w: tdims[3] }).collect();
         let sz = c * h * w;
         let mut out = Vec::with_capacity(src.len());
         for i in 0..n {
@@ -166,7 +167,12 @@ impl Method for T2s {
             let emb = self.head.forward(mix.feats.main);
             let [_, _, fh, fw] = emb.dims();
             let labels = labels_at(&mix.mixed.labels, n, mix.size, [fh, fw]);
-            let ok = labels_at(&mix.mixed.confident_target.iter().map(|&b| b as u8).collect::<Vec<_>>(), n, mix.size, [fh, fw]);
+            let ok = labels_at(
+                &mix.mixed.confident_target.iter().map(|&b| b as u8).collect::<Vec<_>>(),
+                n,
+                mix.size,
+                [fh, fw],
+            );
             let idx = sample(&labels, |i| ok[i] == 1, self.p.queries, &mut rng);
             if !idx.is_empty() {
                 let cls: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
@@ -181,7 +187,10 @@ impl Method for T2s {
         let logits = step.net.classify_main(&feats);
         let up = crate::nn::losses::upsample(logits.clone(), [h, w]);
         if self.p.lambda_style_ce > 0.0 {
-            terms.push(("seg_style".to_string(), crate::nn::losses::cross_entropy(up, ys.clone()).mul_scalar(self.p.lambda_style_ce)));
+            terms.push((
+                "seg_style".to_string(),
+                crate::nn::losses::cross_entropy(up, ys.clone()).mul_scalar(self.p.lambda_style_ce),
+            ));
         }
         let emb = self.head.forward(feats.main);
         let [_, _, fh, fw] = emb.dims();
@@ -242,7 +251,15 @@ impl Method for T2s {
         }
         // the class weights over time (metrics.jsonl, TensorBoard)
         let names = crate::data::classes::CLASS_NAMES;
-        Ok(self.weights.weights(self.p.gamma).iter().zip(names).zip(&self.weights.seen).filter(|(_, &s)| s).map(|((w, n), _)| (stat(&format!("t2s_weight_{n}")), *w as f64)).collect())
+        Ok(self
+            .weights
+            .weights(self.p.gamma)
+            .iter()
+            .zip(names)
+            .zip(&self.weights.seen)
+            .filter(|(_, &s)| s)
+            .map(|((w, n), _)| (stat(&format!("t2s_weight_{n}")), *w as f64))
+            .collect())
     }
 
     fn save(&self, dir: &Path) -> Result<()> {

@@ -32,7 +32,14 @@ impl ProjHead {
 /// keys, the mean over p ∈ P of −log(e^{q·p/τ} / (e^{q·p/τ} + Σ_{n∈N} e^{q·n/τ})). Queries are
 /// weighted by `class_w[c]`; the result is the weighted mean over queries that have a positive
 /// (None when none has).
-pub fn info_nce(q: Tensor<2>, q_cls: &[u8], keys: Tensor<2>, k_cls: &[u8], tau: f64, class_w: &[f32]) -> Option<Tensor<1>> {
+pub fn info_nce(
+    q: Tensor<2>,
+    q_cls: &[u8],
+    keys: Tensor<2>,
+    k_cls: &[u8],
+    tau: f64,
+    class_w: &[f32],
+) -> Option<Tensor<1>> {
     let device = q.device();
     let (nq, nk) = (q_cls.len(), k_cls.len());
     let mut pos = vec![0f32; nq * nk];
@@ -55,7 +62,7 @@ pub fn info_nce(q: Tensor<2>, q_cls: &[u8], keys: Tensor<2>, k_cls: &[u8], tau: 
     let pos = Tensor::<2>::from_data(TensorData::new(pos, [nq, nk]), &device);
     let neg = pos.clone().neg().add_scalar(1.0);
     let s = q.matmul(keys.transpose()).div_scalar(tau); // [nq, nk]
-    // |s| ≤ 1/τ: the exponentials stay finite in f32 for τ ≥ 0.02
+                                                        // |s| ≤ 1/τ: the exponentials stay finite in f32 for τ ≥ 0.02
     let e = s.clone().exp();
     let neg_sum = (e.clone() * neg).sum_dim(1); // [nq, 1]
     let per_pair = (e + neg_sum).log() - s; // −log(e^s / (e^s + Σneg))
@@ -126,7 +133,12 @@ pub(super) fn pick(rows: Tensor<2>, idx: &[usize]) -> Tensor<2> {
 }
 
 /// Up to `k` random positions per class among `labels` where `ok`.
-pub(super) fn sample_per_class(labels: &[u8], ok: impl Fn(usize) -> bool, k: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+pub(super) fn sample_per_class(
+    labels: &[u8],
+    ok: impl Fn(usize) -> bool,
+    k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); NUM_CLASSES];
     for (i, &c) in labels.iter().enumerate() {
         if c != IGNORE && (c as usize) < NUM_CLASSES && ok(i) {
@@ -143,7 +155,8 @@ pub(super) fn sample_per_class(labels: &[u8], ok: impl Fn(usize) -> bool, k: usi
 
 /// Up to `k` random positions overall among valid labels where `ok`.
 pub(super) fn sample(labels: &[u8], ok: impl Fn(usize) -> bool, k: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] != IGNORE && (labels[i] as usize) < NUM_CLASSES && ok(i)).collect();
+    let mut v: Vec<usize> =
+        (0..labels.len()).filter(|&i| labels[i] != IGNORE && (labels[i] as usize) < NUM_CLASSES && ok(i)).collect();
     v.shuffle(rng);
     v.truncate(k);
     v
@@ -190,7 +203,8 @@ mod tests {
     fn pulling_a_query_to_its_class_lowers_the_loss() {
         let k = t2(vec![1.0, 0.0, 0.0, 1.0], 2, 2);
         let w = vec![1.0f32; NUM_CLASSES];
-        let far = crate::nn::losses::value(&info_nce(t2(vec![0.0, 1.0], 1, 2), &[0], k.clone(), &[0, 1], 0.1, &w).unwrap());
+        let far =
+            crate::nn::losses::value(&info_nce(t2(vec![0.0, 1.0], 1, 2), &[0], k.clone(), &[0, 1], 0.1, &w).unwrap());
         let near = crate::nn::losses::value(&info_nce(t2(vec![1.0, 0.0], 1, 2), &[0], k, &[0, 1], 0.1, &w).unwrap());
         assert!(near < 0.01 && far > 5.0, "near {near} far {far}");
     }
