@@ -216,7 +216,15 @@ impl Config {
             apply_override(&mut table, o)?;
         }
         Config::from_table(table).map_err(|e| match e {
-            Error::Config { key, msg } => Error::Config { key, msg: format!("{msg} (in {})", path.display()) },
+            Error::Config { key, msg } => {
+                // blame the `--set` that wrote the key, else the file
+                let set = overrides.iter().find(|o| o.split_once('=').is_some_and(|(k, _)| key.starts_with(k.trim())));
+                let from = match set {
+                    Some(o) => format!("from --set {o}"),
+                    None => format!("in {}", path.display()),
+                };
+                Error::Config { key, msg: format!("{msg} ({from})") }
+            }
             e => e,
         })
     }
@@ -504,6 +512,18 @@ mod tests {
         assert!(e.contains("loops"), "{e}");
         w("g.toml", "base = 3\n");
         assert!(Config::load(&dir.path().join("g.toml"), &[]).unwrap_err().to_string().contains("path string"));
+    }
+
+    /// A bad value given with `--set` is blamed on the `--set`, not on the file.
+    #[test]
+    fn a_bad_set_is_blamed_on_the_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("e.toml");
+        std::fs::write(&f, "[train]\niters = 10\n").unwrap();
+        let e = Config::load(&f, &["train.batch=0".into()]).unwrap_err().to_string();
+        assert!(e.contains("from --set train.batch=0") && !e.contains("e.toml"), "{e}");
+        std::fs::write(&f, "[train]\nbatch = 0\n").unwrap();
+        assert!(Config::load(&f, &[]).unwrap_err().to_string().contains("e.toml"));
     }
 
     /// Values outside their domain are refused with the key (a batch of 0 panicked in a loader

@@ -166,6 +166,9 @@ fn prepare_prints_statistics_and_flags_problems() {
     let out = segda().args(["prepare", "--dataset", "gta5", "--root"]).arg(data.join("gta5")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && text.contains("00001.png") && text.contains("1 errors"), "{text}");
+    // the file is named once on its line (it was printed twice)
+    let line = text.lines().find(|l| l.contains("error:")).unwrap();
+    assert_eq!(line.matches("00001.png").count(), 1, "{line}");
 }
 
 #[test]
@@ -181,11 +184,41 @@ fn ground_truth_scored_against_itself_is_100() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("match no image"),
+        "color and instanceIds files belong to images"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["miou"].as_f64().unwrap(), 100.0);
     assert_eq!(v["pixel_acc"].as_f64().unwrap(), 100.0);
     assert_eq!(v["protocol"], 19);
     assert!(v["per_class"]["road"].as_f64().is_some());
+    // a prediction file no image matches is said, not silently skipped
+    let pred = tmp.path().join("pred");
+    std::fs::create_dir_all(&pred).unwrap();
+    for f in
+        std::fs::read_dir(root.join("gtFine/val")).unwrap().flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+    {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, pred.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(
+        pred.read_dir()
+            .unwrap()
+            .find_map(|f| f.ok().map(|f| f.path()).filter(|p| p.to_string_lossy().ends_with("_labelIds.png")))
+            .unwrap(),
+        pred.join("stray_000000_000000_gtFine_labelIds.png"),
+    )
+    .unwrap();
+    let out = segda()
+        .args(["eval", "--dataset", "cityscapes", "--pred"])
+        .arg(&pred)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("match no image") && err.contains("stray_"), "{err}");
 }
 
 #[test]

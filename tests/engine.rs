@@ -436,3 +436,19 @@ fn a_stage_is_trained_once_shared_and_resumed_across() {
     let e = train(cfg("minent", "train.seed=9"), &opts(&root.join("nothing"), true, None)).unwrap_err().to_string();
     assert!(e.contains("nothing to resume"), "{e}");
 }
+
+/// Two trainings into one directory: the second is refused naming the first (both ran and
+/// interleaved their logs before), and touches nothing.
+#[test]
+fn a_second_training_into_the_same_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let out = tmp.path().join("run");
+    let held = segda::engine::lock::RunLock::acquire(&out).unwrap();
+    let cfg = || tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]);
+    let e = train(cfg(), &opts(&out, false, None)).unwrap_err().to_string();
+    assert!(e.contains("another segda process") && e.contains(&std::process::id().to_string()), "{e}");
+    assert!(!out.join("config.toml").exists() && !out.join("metrics.jsonl").exists());
+    drop(held);
+    assert!(train(cfg(), &opts(&out, false, None)).is_ok());
+}

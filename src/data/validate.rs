@@ -5,7 +5,7 @@ use super::io;
 use crate::ui;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -33,13 +33,19 @@ struct One {
     warnings: Vec<(PathBuf, String)>,
 }
 
+/// An error's message without the path the report prints in front of it anyway.
+fn about(path: &Path, e: &crate::error::Error) -> String {
+    let text = e.to_string();
+    text.strip_prefix(&format!("{}: ", path.display())).map_or(text.clone(), str::to_string)
+}
+
 fn check(ds: &Dataset, i: usize) -> One {
     let item = &ds.items[i];
     let mut one =
         One { size: None, labelled: false, pixels: [0; NUM_CLASSES], ignored: 0, errors: vec![], warnings: vec![] };
     match io::read_rgb(&item.image) {
         Ok(img) => one.size = Some(img.dimensions()),
-        Err(e) => one.errors.push((item.image.clone(), e.to_string())),
+        Err(e) => one.errors.push((item.image.clone(), about(&item.image, &e))),
     }
     let Some(lp) = &item.label else { return one };
     if !lp.is_file() {
@@ -47,7 +53,7 @@ fn check(ds: &Dataset, i: usize) -> One {
         return one;
     }
     match ds.load_label(i) {
-        Err(e) => one.errors.push((lp.clone(), e.to_string())),
+        Err(e) => one.errors.push((lp.clone(), about(lp, &e))),
         Ok(None) => {}
         Ok(Some(d)) => {
             one.labelled = true;

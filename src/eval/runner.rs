@@ -11,7 +11,7 @@ use crate::nn::losses::upsample;
 use crate::ui;
 use burn::prelude::*;
 use image::GrayImage;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -147,11 +147,13 @@ pub fn evaluate_with(
 pub fn evaluate_predictions(pred_dir: &Path, ds: &Dataset, protocol: Protocol) -> Result<Confusion> {
     let files = predict::png_files(pred_dir)?;
     let mut conf = Confusion::new(protocol);
+    let mut used = std::collections::HashSet::new();
     for i in 0..ds.len() {
         let gt =
             ds.load_label(i)?.ok_or_else(|| Error::format(&ds.items[i].image, "no ground truth for this image"))?;
         let path =
             predict::find_prediction(&files, &ds.items[i].name).map_err(|e| Error::format(pred_dir, e.to_string()))?;
+        used.insert(path.clone());
         let pred = predict::read_label_id_prediction(&path)?;
         if pred.dimensions() != gt.train_ids.dimensions() {
             return Err(Error::format(
@@ -160,6 +162,21 @@ pub fn evaluate_predictions(pred_dir: &Path, ds: &Dataset, protocol: Protocol) -
             ));
         }
         conf.add(gt.train_ids.as_raw(), pred.as_raw());
+    }
+    // files that belong to no image (a gtFine folder's color and instanceIds siblings do)
+    let names: Vec<&str> = ds.items.iter().map(|it| it.name.as_str()).collect();
+    let extra: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| !used.contains(*f))
+        .filter(|f| f.file_name().is_some_and(|n| !names.iter().any(|m| n.to_string_lossy().contains(m))))
+        .collect();
+    if let Some(first) = extra.first() {
+        ui::warn(&format!(
+            "{}: {} prediction file(s) match no image of the dataset and were not scored (e.g. {})",
+            pred_dir.display(),
+            extra.len(),
+            first.display()
+        ));
     }
     Ok(conf)
 }
