@@ -452,3 +452,69 @@ fn a_second_training_into_the_same_directory_is_refused() {
     drop(held);
     assert!(train(cfg(), &opts(&out, false, None)).is_ok());
 }
+
+/// A checkpoint damaged on disk (truncated weights, a garbled progress file) is an error that
+/// names the file when resuming, never a panic, and the run directory is left as it was.
+#[test]
+fn a_corrupt_checkpoint_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let out = tmp.path().join("run");
+    let cfg = || tiny_config(&data, &["source_only"], &["train.iters=4", "train.eval_every=2"]);
+    let s = train(cfg(), &opts(&out, false, Some(2))).unwrap();
+    assert!(s.interrupted);
+    let last = checkpoint::find(&out, "last").unwrap();
+    let model = last.join("model.bpk");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 3]).unwrap();
+    let e = train(cfg(), &opts(&out, true, None)).unwrap_err().to_string();
+    assert!(e.contains("model.bpk"), "{e}");
+    std::fs::write(&model, &bytes).unwrap();
+    std::fs::write(last.join("progress.json"), "{\"iter\": tw").unwrap();
+    let e = train(cfg(), &opts(&out, true, None)).unwrap_err().to_string();
+    assert!(e.contains("progress.json"), "{e}");
+}
+
+/// A real Ctrl-C (SIGINT to `segda train`) mid-run writes a checkpoint and exits 130; `--resume`
+/// then ends where the uninterrupted run ends, with every iteration logged once.
+#[cfg(unix)]
+#[test]
+fn sigint_then_resume_equals_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let cfg = tmp.path().join("so.toml");
+    let c = tiny_config(&data, &["source_only"], &["train.iters=60", "train.eval_every=1000", "train.max_iters=60"]);
+    std::fs::write(&cfg, c.to_toml()).unwrap();
+    let run = |out: &Path, resume: bool| {
+        let mut cmd = segda();
+        cmd.args(["train", "--config"]).arg(&cfg).arg("--out").arg(out);
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd.env("RAYON_NUM_THREADS", "1");
+        cmd
+    };
+    let whole = tmp.path().join("whole");
+    assert!(run(&whole, false).status().unwrap().success());
+    let cut = tmp.path().join("cut");
+    let mut child = run(&cut, false).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // wait until it is training (a few iterations logged), then interrupt it
+    let started = std::time::Instant::now();
+    let logged = |d: &Path| {
+        std::fs::read_to_string(d.join("metrics.jsonl")).map_or(0, |t| t.matches("\"kind\":\"train\"").count())
+    };
+    while logged(&cut) < 5 {
+        assert!(started.elapsed().as_secs() < 120, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    let stopped = checkpoint::read_progress(&checkpoint::find(&cut, "last").expect("a checkpoint on Ctrl-C")).unwrap();
+    eprintln!("interrupted at iteration {} of 60", stopped.iter);
+    if stopped.finished {
+        return; // the run beat the signal: nothing to resume (a slow machine's race, not a failure)
+    }
+    assert_eq!(status.code(), Some(130), "Ctrl-C exits with 130");
+    assert!(run(&cut, true).status().unwrap().success());
+    assert_eq!(train_losses(&cut), train_losses(&whole), "resumed after SIGINT = uninterrupted");
+}
