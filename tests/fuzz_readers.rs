@@ -13,17 +13,6 @@ use segda::data::{cityscapes, folder, gta5, io, synthia};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &x in bytes {
-        c ^= u32::from(x);
-        for _ in 0..8 {
-            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-        }
-    }
-    !c
-}
-
 fn png(w: u32, h: u32, color: png::ColorType, depth: png::BitDepth, rng: &mut ChaCha8Rng) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut enc = png::Encoder::new(&mut buf, w, h);
@@ -77,7 +66,7 @@ fn chunks(b: &[u8]) -> Vec<(usize, usize)> {
 /// Recompute the CRC of the chunk at `pos` with data length `len`.
 fn fix_crc(b: &mut [u8], pos: usize, len: usize) {
     if pos + 12 + len <= b.len() {
-        let crc = crc32(&b[pos + 4..pos + 8 + len]);
+        let crc = crc32fast::hash(&b[pos + 4..pos + 8 + len]);
         b[pos + 8 + len..pos + 12 + len].copy_from_slice(&crc.to_be_bytes());
     }
 }
@@ -128,7 +117,7 @@ fn mutate(seed: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
                 let mut chunk = (new as u32).to_be_bytes().to_vec();
                 chunk.extend_from_slice(b"PLTE");
                 chunk.extend_from_slice(&data);
-                chunk.extend_from_slice(&crc32(&chunk[4..]).to_be_bytes());
+                chunk.extend_from_slice(&crc32fast::hash(&chunk[4..]).to_be_bytes());
                 b.splice(pos..pos + 12 + len, chunk);
             } else {
                 let i = rng.gen_range(0..b.len());

@@ -267,20 +267,9 @@ mod tests {
         // signature (8), IHDR length (4), "IHDR" (4), then width and height
         b[16..20].copy_from_slice(&w.to_be_bytes());
         b[20..24].copy_from_slice(&h.to_be_bytes());
-        let crc = crc32(&b[12..29]);
+        let crc = crc32fast::hash(&b[12..29]);
         b[29..33].copy_from_slice(&crc.to_be_bytes());
         b
-    }
-
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut c = !0u32;
-        for &x in bytes {
-            c ^= u32::from(x);
-            for _ in 0..8 {
-                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-        }
-        !c
     }
 
     fn png_bytes(w: u32, h: u32, color: png::ColorType, depth: png::BitDepth) -> Vec<u8> {

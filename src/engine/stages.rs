@@ -10,7 +10,6 @@
 //! interrupted is resumed by the next run that needs it. The run's resolved config records the
 //! stage's directory (`init_from.run`).
 use super::checkpoint;
-use super::trainer::{train, TrainOptions};
 use crate::config::{Config, InitFrom};
 use crate::error::Result;
 use crate::{methods, ui};
@@ -19,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 /// The stage a config starts from, ready to train: its config and its run directory.
 pub struct Pending {
-    cfg: Config,
-    dir: PathBuf,
+    pub cfg: Config,
+    pub dir: PathBuf,
 }
 
 /// Finds the stage `cfg` starts from (if any) and records its run directory in `cfg`.
@@ -44,10 +43,8 @@ impl Pending {
         checkpoint::find(&self.dir, "last").and_then(|c| checkpoint::read_progress(&c).ok()).is_some_and(|p| p.finished)
     }
 
-    /// Trains the stage unless it is complete (resuming it if it was interrupted); false when it
-    /// was interrupted this time (Ctrl-C), so that nothing after it runs.
-    pub fn ensure(self, opts: &TrainOptions) -> Result<bool> {
-        // another process (a sweep of another method, say) may be training this stage right now
+    /// Waits while another process (a sweep of another method, say) trains this stage.
+    pub fn wait_while_busy(&self) {
         let mut waiting = false;
         while let Some(pid) = super::lock::holder(&self.dir) {
             if !waiting {
@@ -56,18 +53,6 @@ impl Pending {
             }
             std::thread::sleep(std::time::Duration::from_secs(2));
         }
-        if self.finished() {
-            return Ok(true);
-        }
-        let resume = checkpoint::find(&self.dir, "last").is_some();
-        ui::note(&format!(
-            "{} the stage {} (seed {})",
-            if resume { "resuming" } else { "training" },
-            self.dir.display(),
-            self.cfg.train.seed
-        ));
-        let opts = TrainOptions { out: self.dir, resume, ..opts.clone() };
-        Ok(!train(self.cfg, &opts)?.interrupted)
     }
 }
 

@@ -119,6 +119,21 @@ struct Streams {
     target: Option<Loader>,
 }
 
+/// Trains a stage unless it is complete (resuming it if it was interrupted, waiting while
+/// another process trains it); false when it was interrupted this time (Ctrl-C), so that
+/// nothing after it runs.
+fn train_stage(stage: stages::Pending, opts: &TrainOptions) -> Result<bool> {
+    stage.wait_while_busy();
+    if stage.finished() {
+        return Ok(true);
+    }
+    let resume = checkpoint::find(&stage.dir, "last").is_some();
+    let what = if resume { "resuming" } else { "training" };
+    ui::note(&format!("{what} the stage {} (seed {})", stage.dir.display(), stage.cfg.train.seed));
+    let opts = TrainOptions { out: stage.dir, resume, ..opts.clone() };
+    Ok(!train_here(stage.cfg, &opts)?.interrupted)
+}
+
 /// Trains `cfg` into `opts.out`, on a worker of the compute pool as `segda train` does
 /// (`runtime::pool`).
 pub fn train(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
@@ -154,7 +169,7 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     let cfg_path = run.join("config.toml");
     std::fs::write(&cfg_path, cfg.to_toml()).at(&cfg_path)?;
     if let Some(stage) = stage {
-        if !stage.ensure(opts)? {
+        if !train_stage(stage, opts)? {
             return Ok(RunSummary { iters: 0, last: None, best: None, seconds: 0.0, interrupted: true });
         }
     }

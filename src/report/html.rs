@@ -161,21 +161,23 @@ fn loss_chart(r: &RunData) -> Option<String> {
             series.push(Series { name: name.clone(), colour, points: pts.clone(), style: Style::Markers });
         }
     }
-    let vals = || r.losses.values().flatten().map(|p| p.1).filter(|v| v.is_finite());
-    let positive = vals().all(|v| v > 0.0);
+    run_chart(&format!("{} — training losses", r.label), "loss", &r.losses, &series)
+}
+
+/// A per-run card's chart of `curves`; log scale when they are positive and span orders of
+/// magnitude (adversarial terms next to the segmentation loss, a learning rate next to a
+/// coverage).
+fn run_chart(
+    title: &str,
+    y_label: &str,
+    curves: &std::collections::BTreeMap<String, Vec<(f64, f64)>>,
+    series: &[Series],
+) -> Option<String> {
+    let vals = || curves.values().flatten().map(|p| p.1).filter(|v| v.is_finite());
     let (lo, hi) = vals().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let log_y = positive && hi / lo > 30.0;
-    let title = format!("{} — training losses", r.label);
-    let c = Chart {
-        title: &title,
-        x_label: "iteration",
-        y_label: "loss",
-        log_y,
-        y_from: None,
-        width: 660.0,
-        height: 260.0,
-    };
-    svg::line_chart(&c, &series)
+    let log_y = vals().all(|v| v > 0.0) && hi / lo > 30.0;
+    let c = Chart { title, x_label: "iteration", y_label, log_y, y_from: None, width: 660.0, height: 260.0 };
+    svg::line_chart(&c, series)
 }
 
 /// A run's other scalars (learning rates, the methods' statistics), on their own axes.
@@ -191,20 +193,7 @@ fn stats_chart(r: &RunData) -> Option<String> {
             style: if pts.len() > 20 { Style::Line } else { Style::Markers },
         })
         .collect();
-    let vals = || r.stats.values().flatten().map(|p| p.1).filter(|v| v.is_finite());
-    let (lo, hi) = vals().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let log_y = vals().all(|v| v > 0.0) && hi / lo > 30.0;
-    let title = format!("{} — other scalars", r.label);
-    let c = Chart {
-        title: &title,
-        x_label: "iteration",
-        y_label: "value",
-        log_y,
-        y_from: None,
-        width: 660.0,
-        height: 260.0,
-    };
-    svg::line_chart(&c, &series)
+    run_chart(&format!("{} — other scalars", r.label), "value", &r.stats, &series)
 }
 
 fn images_section(h: &mut String, runs: &[RunData], grids: &[Grid], p: Protocol) {
