@@ -3,34 +3,9 @@
 //! through it on the CPU backend and logs the same losses, iteration by iteration, as through the
 //! kernels. The switch is process-wide, so this file holds one test.
 mod common;
-use common::{tiny_config, tiny_data};
+use common::{tiny_config, tiny_data, METHODS};
 use segda::engine::{train, TrainOptions};
 use std::path::Path;
-
-/// Every method, with the settings that reach its pseudo-labels, rounds and extra streams within
-/// a few iterations.
-const METHODS: [(&str, &[&str]); 12] = [
-    ("source_only", &[]),
-    ("oracle", &[]),
-    ("adaptsegnet", &[]),
-    ("advent", &[]),
-    ("minent", &[]),
-    ("apoda", &[]),
-    ("selftrain", &[]),
-    ("t2s", &[]),
-    ("t2s", &["method.t2s.domain_generalisation=true"]),
-    ("ass", &["method.ass.labelled=2"]),
-    (
-        "lse",
-        &[
-            "train.iters=1000",
-            "method.lse.p_max=0.10",
-            "method.lse.epochs_per_round=1",
-            "method.lse.patches_per_image=1",
-        ],
-    ),
-    ("pit", &[]),
-];
 
 fn logged(run: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();

@@ -9,7 +9,7 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use common::{tiny_config, tiny_data};
+use common::{tiny_config, tiny_data, METHODS};
 use segda::engine::{checkpoint, train, TrainOptions};
 use segda::eval::runner::{evaluate, EvalSpec, Export};
 use segda::model::{BackboneKind, BnMode, ModelConfig, SegNet};
@@ -158,31 +158,6 @@ fn every_backbone_matches_the_cpu_forward_and_backward() {
         }
     }
 }
-
-/// Every method, with the settings that reach its pseudo-labels, rounds and extra streams within
-/// a few iterations.
-const METHODS: [(&str, &[&str]); 12] = [
-    ("source_only", &[]),
-    ("oracle", &[]),
-    ("adaptsegnet", &[]),
-    ("advent", &[]),
-    ("minent", &[]),
-    ("apoda", &[]),
-    ("selftrain", &[]),
-    ("t2s", &[]),
-    ("t2s", &["method.t2s.domain_generalisation=true"]),
-    ("ass", &["method.ass.labelled=2"]),
-    (
-        "lse",
-        &[
-            "train.iters=1000",
-            "method.lse.p_max=0.10",
-            "method.lse.epochs_per_round=1",
-            "method.lse.patches_per_image=1",
-        ],
-    ),
-    ("pit", &[]),
-];
 
 fn opts(out: &Path, resume: bool, device: &Device) -> TrainOptions {
     TrainOptions { resume, ..TrainOptions::new(out, device.clone()) }

@@ -57,3 +57,29 @@ pub fn tiny_config(data: &Path, methods: &[&str], extra: &[&str]) -> Config {
 pub fn segda() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_segda"))
 }
+
+/// Every method, with the settings that reach its pseudo-labels, rounds and extra streams within
+/// a few iterations.
+#[allow(dead_code)] // not every test binary trains every method
+pub const METHODS: [(&str, &[&str]); 12] = [
+    ("source_only", &[]),
+    ("oracle", &[]),
+    ("adaptsegnet", &[]),
+    ("advent", &[]),
+    ("minent", &[]),
+    ("apoda", &[]),
+    ("selftrain", &[]),
+    ("t2s", &[]),
+    ("t2s", &["method.t2s.domain_generalisation=true"]),
+    ("ass", &["method.ass.labelled=2"]),
+    (
+        "lse",
+        &[
+            "train.iters=1000",
+            "method.lse.p_max=0.10",
+            "method.lse.epochs_per_round=1",
+            "method.lse.patches_per_image=1",
+        ],
+    ),
+    ("pit", &[]),
+];
