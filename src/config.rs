@@ -326,10 +326,62 @@ impl Config {
     ) -> Result<()> {
         let params: T = self.method_params(name)?;
         if let toml::Value::Table(t) = toml::Value::try_from(&params).expect("params serialise") {
+            check_constants(&format!("method.{name}"), &t)?;
             self.method.insert(name.to_string(), t);
         }
         Ok(())
     }
+}
+
+/// The domains of the methods' constants, by their kind of name: every number is finite and
+/// ≥ 0 (weights, thresholds, sizes); momenta, probabilities, proportions and thresholds are at
+/// most 1; temperatures, sizes and counts that divide or repeat are above 0.
+fn check_constants(prefix: &str, t: &toml::Table) -> Result<()> {
+    const POSITIVE: [&str; 10] = [
+        "steps",
+        "proj_dim",
+        "proj_hidden",
+        "queries",
+        "keys_per_class",
+        "per_class_divisor",
+        "upscale",
+        "epochs_per_round",
+        "patches_per_image",
+        "area_ref",
+    ];
+    for (k, v) in t {
+        let key = format!("{prefix}.{k}");
+        let x = match v {
+            toml::Value::Table(sub) => {
+                check_constants(&key, sub)?;
+                continue;
+            }
+            toml::Value::Float(x) => *x,
+            toml::Value::Integer(i) => *i as f64,
+            _ => continue,
+        };
+        let at_most_one = k.ends_with("alpha")
+            || k.ends_with("momentum")
+            || k.ends_with("_p")
+            || k.contains("threshold")
+            || k.contains("confidence")
+            || k.ends_with("fraction")
+            || k.starts_with("p_");
+        let positive = k.contains("temperature") || POSITIVE.contains(&k.as_str());
+        let bad = if !x.is_finite() || x < 0.0 {
+            Some("must be a number ≥ 0")
+        } else if at_most_one && x > 1.0 {
+            Some("must be in [0, 1]")
+        } else if positive && x <= 0.0 {
+            Some("must be > 0")
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            return Err(Error::config(key, format!("{x}: {why}")));
+        }
+    }
+    Ok(())
 }
 
 /// A TOML file whose `base = "other.toml"` (relative to the file) names the experiment it
@@ -512,6 +564,35 @@ mod tests {
         assert!(e.contains("loops"), "{e}");
         w("g.toml", "base = 3\n");
         assert!(Config::load(&dir.path().join("g.toml"), &[]).unwrap_err().to_string().contains("path string"));
+    }
+
+    /// The methods' constants are checked too, each by its kind of name.
+    #[test]
+    fn out_of_domain_method_constants_are_named() {
+        for (method, set, key) in [
+            ("apoda", "method.apoda.epsilon=-1.0", "method.apoda.epsilon"),
+            ("t2s", "method.t2s.temperature=0.0", "method.t2s.temperature"),
+            ("t2s", "method.t2s.base.alpha=1.5", "method.t2s.base.alpha"),
+            ("pit", "method.pit.seed_confidence=nan", "method.pit.seed_confidence"),
+            ("lse", "method.lse.p_max=2.0", "method.lse.p_max"),
+            ("lse", "method.lse.epochs_per_round=0", "method.lse.epochs_per_round"),
+        ] {
+            let mut cfg = Config { methods: vec![method.into()], ..Default::default() };
+            let mut table = toml::Table::new();
+            apply_override(&mut table, set).unwrap();
+            cfg.method = table["method"]
+                .as_table()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_table().unwrap().clone()))
+                .collect();
+            let e = crate::methods::resolve(cfg).unwrap_err().to_string();
+            assert!(e.contains(key), "{set}: {e}");
+        }
+        // the shipped defaults pass
+        for m in crate::methods::names() {
+            crate::methods::resolve(Config { methods: vec![m.to_string()], ..Default::default() }).unwrap();
+        }
     }
 
     /// A bad value given with `--set` is blamed on the `--set`, not on the file.
