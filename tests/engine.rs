@@ -531,3 +531,49 @@ fn sigint_then_resume_equals_the_uninterrupted_run() {
     assert!(run(&cut, true).status().unwrap().success());
     assert_eq!(train_losses(&cut), train_losses(&whole), "resumed after SIGINT = uninterrupted");
 }
+
+/// A disk that fills up while a checkpoint is written (simulated with a file-size limit: writes
+/// past it fail with EFBIG, as on a full disk): the run stops with an error naming the file, the
+/// previous checkpoint stays whole, and the run resumes from it once there is room.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let cfg = tmp.path().join("so.toml");
+    let c = tiny_config(&data, &["source_only"], &["train.iters=8", "train.eval_every=4"]);
+    std::fs::write(&cfg, c.to_toml()).unwrap();
+    let out = tmp.path().join("run");
+    let train_cmd = |limit_kb: Option<u64>, extra: &str| {
+        let limit = limit_kb.map_or(String::new(), |k| format!("trap '' XFSZ; ulimit -f {k}; "));
+        let line = format!(
+            "{limit}exec '{}' train --config '{}' --out '{}' {extra}",
+            env!("CARGO_BIN_EXE_segda"),
+            cfg.display(),
+            out.display()
+        );
+        std::process::Command::new("bash").args(["-c", &line]).env("RAYON_NUM_THREADS", "1").output().unwrap()
+    };
+    // four of the eight iterations and their checkpoint
+    {
+        let _serial = serial();
+        assert!(train(c.clone(), &opts(&out, false, Some(4))).unwrap().interrupted);
+    }
+    let last = checkpoint::find(&out, "last").unwrap();
+    let model = std::fs::read(last.join("model.bpk")).unwrap();
+    let progress = checkpoint::read_progress(&last).unwrap();
+    assert_eq!(progress.iter, 4);
+    // resumed under a limit that a new model file cannot fit in
+    let limit = (model.len() as u64 / 1024 / 2).max(1);
+    let full = train_cmd(Some(limit), "--resume");
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert!(!full.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("File too large") || err.contains("too large") || err.contains("No space"), "{err}");
+    let still = checkpoint::find(&out, "last").unwrap();
+    assert_eq!(std::fs::read(still.join("model.bpk")).unwrap(), model, "the previous checkpoint is whole");
+    assert_eq!(checkpoint::read_progress(&still).unwrap().iter, 4);
+    // room again: the run resumes from iteration 4 and ends
+    let again = train_cmd(None, "--resume");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(checkpoint::read_progress(&checkpoint::find(&out, "last").unwrap()).unwrap().iter, 8);
+}
