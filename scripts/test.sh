@@ -27,5 +27,7 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 # its dependencies: no second compilation), every rustc and clippy warning an error
 if command -v rustup >/dev/null; then rustup component add rustfmt clippy >/dev/null 2>&1 || true; fi
 cargo fmt --check
-export RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver" CLIPPY_ARGS=-Dwarnings
+clippy="$(rustc --print sysroot)/bin/clippy-driver"
+[ -x "$clippy" ] || { echo "clippy is not installed (rustup component add clippy)" >&2; exit 1; }
+export RUSTC_WORKSPACE_WRAPPER="$clippy" CLIPPY_ARGS=-Dwarnings
 cargo test --release --features wgpu-unfused "$@"
