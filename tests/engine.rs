@@ -577,3 +577,54 @@ fn a_full_disk_loses_nothing() {
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(checkpoint::read_progress(&checkpoint::find(&out, "last").unwrap()).unwrap().iter, 8);
 }
+
+/// `kill -9` mid-run, then `--resume`: the run continues from its last checkpoint (the stale
+/// lock of the dead process is taken over) and its log holds every iteration exactly once.
+#[cfg(unix)]
+#[test]
+fn kill_9_then_resume_logs_every_iteration_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let cfg = tmp.path().join("so.toml");
+    let c = tiny_config(&data, &["source_only"], &["train.iters=40", "train.max_iters=40", "train.eval_every=5"]);
+    std::fs::write(&cfg, c.to_toml()).unwrap();
+    let out = tmp.path().join("run");
+    let run = |resume: bool| {
+        let mut cmd = segda();
+        cmd.args(["train", "--config"]).arg(&cfg).arg("--out").arg(&out).env("RAYON_NUM_THREADS", "1");
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd
+    };
+    let mut child = run(false).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // killed after a checkpoint (every 5 iterations) and a few iterations more
+    let logged =
+        || std::fs::read_to_string(out.join("metrics.jsonl")).map_or(0, |t| t.matches("\"kind\":\"train\"").count());
+    let started = std::time::Instant::now();
+    while logged() < 8 {
+        assert!(started.elapsed().as_secs() < 120, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let Some(last) = checkpoint::find(&out, "last") else { return }; // killed before any checkpoint
+    eprintln!(
+        "killed after {} logged iterations, checkpoint at {}",
+        logged(),
+        checkpoint::read_progress(&last).unwrap().iter
+    );
+    if checkpoint::read_progress(&last).unwrap().finished {
+        return; // the run beat the kill (a slow machine's race, not a failure)
+    }
+    assert!(out.join(".lock").exists(), "a killed process leaves its lock behind");
+    let o = run(true).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let iters: Vec<u64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"train\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["iter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(iters, (1..=40).collect::<Vec<_>>(), "every iteration once, in order");
+}
