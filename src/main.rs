@@ -39,7 +39,7 @@ fn protocol(n: u32) -> Result<Protocol> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    use segda::report::compare::Outcome;
+    use segda::report::compare::{outcome_table, outcomes};
     match cli.cmd {
         Cmd::Synth(a) => {
             let opts = segda::data::synth::SynthOptions {
@@ -175,10 +175,7 @@ fn run(cli: Cli) -> Result<i32> {
                 let mut set = a.set.clone();
                 set.push(format!("train.seed={seed}"));
                 let cfg = Config::load(&a.config, &set)?;
-                let done = checkpoint::find(&run, "last")
-                    .and_then(|c| checkpoint::read_progress(&c).ok())
-                    .is_some_and(|p| p.finished);
-                if done {
+                if checkpoint::finished(&run) {
                     eprintln!("{}: already complete", run.display());
                 } else {
                     let resume = checkpoint::find(&run, "last").is_some();
@@ -199,21 +196,12 @@ fn run(cli: Cli) -> Result<i32> {
                 runs.push(segda::report::compare::RunScore::load(&run, "best")?);
             }
             println!("{}", segda::report::compare::markdown(&runs, runs[0].report.protocol));
-            let outcomes = runs.iter().map(|r| Outcome::load(&r.run)).collect::<segda::Result<Vec<_>>>()?;
-            let baseline = match &a.baseline {
-                Some(b) => Some(
-                    segda::report::runs::run_dirs(std::slice::from_ref(b))?
-                        .iter()
-                        .map(|d| Outcome::load(d))
-                        .collect::<segda::Result<Vec<_>>>()?,
-                ),
-                None => None,
-            };
-            println!("{}", segda::report::compare::outcome_table(&outcomes, baseline.as_deref()));
+            let dirs: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
+            let baseline = a.baseline.as_ref().map(|b| outcomes(std::slice::from_ref(b))).transpose()?;
+            println!("{}", outcome_table(&outcomes(&dirs)?, baseline.as_deref()));
             if a.only.is_some() {
                 return Ok(0); // one seed of several: the report waits for the whole sweep
             }
-            let dirs: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
             let page = segda::report::write_report(
                 &dirs,
                 &a.out.join("report.html"),
@@ -229,17 +217,10 @@ fn run(cli: Cli) -> Result<i32> {
                 &segda::report::ReportOptions { images: a.images, device: device(&a.device)? },
             )?;
             // the runs that have evaluated, as the adaptation tables of docs/benchmarks.md show them
-            let outcomes = |dirs: &[std::path::PathBuf]| -> segda::Result<Vec<Outcome>> {
-                segda::report::runs::run_dirs(dirs)?
-                    .iter()
-                    .filter(|d| d.join("eval/latest.json").is_file())
-                    .map(|d| Outcome::load(d))
-                    .collect::<segda::Result<Vec<_>>>()
-            };
             let runs = outcomes(&a.runs)?;
             if !runs.is_empty() {
                 let baseline = a.baseline.as_ref().map(|b| outcomes(std::slice::from_ref(b))).transpose()?;
-                println!("{}", segda::report::compare::outcome_table(&runs, baseline.as_deref()));
+                println!("{}", outcome_table(&runs, baseline.as_deref()));
             }
             println!("wrote {}", page.display());
             Ok(0)

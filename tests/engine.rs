@@ -44,6 +44,30 @@ fn train_losses(run: &Path) -> Vec<String> {
         .collect()
 }
 
+/// `segda train --config CFG --out OUT [--resume]` as a process of its own, on one thread.
+fn train_command(cfg: &Path, out: &Path, resume: bool) -> std::process::Command {
+    let mut cmd = segda();
+    cmd.args(["train", "--config"]).arg(cfg).arg("--out").arg(out).env("RAYON_NUM_THREADS", "1");
+    if resume {
+        cmd.arg("--resume");
+    }
+    cmd
+}
+
+/// Training rows a run has logged so far (0 before its metrics file exists).
+fn logged_iterations(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.matches("\"kind\":\"train\"").count())
+}
+
+/// Waits until a run started elsewhere has logged `n` training rows (two minutes at most).
+fn wait_for_iterations(run: &Path, n: usize) {
+    let started = std::time::Instant::now();
+    while logged_iterations(run) < n {
+        assert!(started.elapsed().as_secs() < 120, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// burn's CPU random generator is global to the process: tests that train are serialised so
 /// that one test's draws cannot interleave with another's.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -473,7 +497,7 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_file() {
     let s = train(cfg, &opts(&out, false, Some(2))).unwrap();
     assert!(s.interrupted);
     let resume = || {
-        let o = segda().args(["train", "--resume", "--config"]).arg(&file).arg("--out").arg(&out).output().unwrap();
+        let o = train_command(&file, &out, true).output().unwrap();
         (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
     let last = checkpoint::find(&out, "last").unwrap();
@@ -498,28 +522,13 @@ fn sigint_then_resume_equals_the_uninterrupted_run() {
     let cfg = tmp.path().join("so.toml");
     let c = tiny_config(&data, &["source_only"], &["train.iters=60", "train.eval_every=1000", "train.max_iters=60"]);
     std::fs::write(&cfg, c.to_toml()).unwrap();
-    let run = |out: &Path, resume: bool| {
-        let mut cmd = segda();
-        cmd.args(["train", "--config"]).arg(&cfg).arg("--out").arg(out);
-        if resume {
-            cmd.arg("--resume");
-        }
-        cmd.env("RAYON_NUM_THREADS", "1");
-        cmd
-    };
+    let run = |out: &Path, resume: bool| train_command(&cfg, out, resume);
     let whole = tmp.path().join("whole");
     assert!(run(&whole, false).status().unwrap().success());
     let cut = tmp.path().join("cut");
     let mut child = run(&cut, false).stderr(std::process::Stdio::null()).spawn().unwrap();
     // wait until it is training (a few iterations logged), then interrupt it
-    let started = std::time::Instant::now();
-    let logged = |d: &Path| {
-        std::fs::read_to_string(d.join("metrics.jsonl")).map_or(0, |t| t.matches("\"kind\":\"train\"").count())
-    };
-    while logged(&cut) < 5 {
-        assert!(started.elapsed().as_secs() < 120, "the run never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_iterations(&cut, 5);
     std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     let stopped = checkpoint::read_progress(&checkpoint::find(&cut, "last").expect("a checkpoint on Ctrl-C")).unwrap();
@@ -589,29 +598,16 @@ fn kill_9_then_resume_logs_every_iteration_once() {
     let c = tiny_config(&data, &["source_only"], &["train.iters=40", "train.max_iters=40", "train.eval_every=5"]);
     std::fs::write(&cfg, c.to_toml()).unwrap();
     let out = tmp.path().join("run");
-    let run = |resume: bool| {
-        let mut cmd = segda();
-        cmd.args(["train", "--config"]).arg(&cfg).arg("--out").arg(&out).env("RAYON_NUM_THREADS", "1");
-        if resume {
-            cmd.arg("--resume");
-        }
-        cmd
-    };
+    let run = |resume: bool| train_command(&cfg, &out, resume);
     let mut child = run(false).stderr(std::process::Stdio::null()).spawn().unwrap();
     // killed after a checkpoint (every 5 iterations) and a few iterations more
-    let logged =
-        || std::fs::read_to_string(out.join("metrics.jsonl")).map_or(0, |t| t.matches("\"kind\":\"train\"").count());
-    let started = std::time::Instant::now();
-    while logged() < 8 {
-        assert!(started.elapsed().as_secs() < 120, "the run never started");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_for_iterations(&out, 8);
     child.kill().unwrap();
     child.wait().unwrap();
     let Some(last) = checkpoint::find(&out, "last") else { return }; // killed before any checkpoint
     eprintln!(
         "killed after {} logged iterations, checkpoint at {}",
-        logged(),
+        logged_iterations(&out),
         checkpoint::read_progress(&last).unwrap().iter
     );
     if checkpoint::read_progress(&last).unwrap().finished {

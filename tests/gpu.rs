@@ -159,6 +159,16 @@ fn every_backbone_matches_the_cpu_forward_and_backward() {
     }
 }
 
+/// A `train.init_from` override naming a one-iteration source-only run trained on the CPU in
+/// `dir/start` (trained weights: a network drawn at random would take its draws from another
+/// point of the random stream).
+fn start_from_trained(dir: &Path, data: &Path) -> String {
+    let start = dir.join("start");
+    let cfg = tiny_config(data, &["source_only"], &["train.iters=1", "train.eval_every=1"]);
+    train(cfg, &opts(&start, false, &Device::flex())).unwrap();
+    format!("train.init_from=\"{}\"", start.join("checkpoints/last").display())
+}
+
 fn opts(out: &Path, resume: bool, device: &Device) -> TrainOptions {
     TrainOptions { resume, ..TrainOptions::new(out, device.clone()) }
 }
@@ -183,13 +193,7 @@ fn every_method_trains_on_the_device() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
-    let start = tmp.path().join("start");
-    train(
-        tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]),
-        &opts(&start, false, &Device::flex()),
-    )
-    .unwrap();
-    let from = format!("train.init_from=\"{}\"", start.join("checkpoints/last").display());
+    let from = start_from_trained(tmp.path(), &data);
     for (method, extra) in METHODS {
         let mut sets = vec![from.as_str(), "train.iters=3", "train.eval_every=3", "model.bn=\"frozen\""];
         sets.extend(extra);
@@ -311,15 +315,8 @@ fn data_parallel_over_one_device_equals_plain_training() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_data(tmp.path());
-    // from trained weights: a network drawn at random would draw them at another point of the
-    // random stream when the replicas are made
-    let start = tmp.path().join("start");
-    train(
-        tiny_config(&data, &["source_only"], &["train.iters=1", "train.eval_every=1"]),
-        &opts(&start, false, &Device::flex()),
-    )
-    .unwrap();
-    let from = format!("train.init_from=\"{}\"", start.join("checkpoints/last").display());
+    // from trained weights: the replicas are made at another point of the random stream
+    let from = start_from_trained(tmp.path(), &data);
     let cfg = || tiny_config(&data, &["adaptsegnet"], &[&from, "train.iters=3", "train.eval_every=3"]);
     let (plain, parallel) = (tmp.path().join("plain"), tmp.path().join("parallel"));
     train(cfg(), &opts(&plain, false, &dev)).unwrap();

@@ -48,13 +48,12 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read image: {e}"))?;
-    let decoder = reader.into_decoder().map_err(|e| format!("not a readable image ({e})"))?;
+    let mut decoder = reader.into_decoder().map_err(|e| format!("not a readable image ({e})"))?;
     let (w, h) = decoder.dimensions();
     check_dimensions(w, h)?;
     // the decoded buffer is at most max_pixels × 4 channels × 2 bytes
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_pixels().saturating_mul(8).saturating_add(1 << 20));
-    let mut decoder = decoder;
     decoder.set_limits(limits).map_err(|e| format!("not a readable image ({e})"))?;
     let img = image::DynamicImage::from_decoder(decoder).map_err(|e| format!("not a readable image ({e})"))?;
     Ok(img.to_rgb8())

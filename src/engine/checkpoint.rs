@@ -93,6 +93,11 @@ pub fn find(run: &Path, name: &str) -> Option<PathBuf> {
     [root.join(name), root.join(format!(".old-{name}"))].into_iter().find(|d| d.join("progress.json").is_file())
 }
 
+/// Whether the run in `run` has reached its end (its `last` checkpoint says so).
+pub fn finished(run: &Path) -> bool {
+    find(run, "last").and_then(|c| read_progress(&c).ok()).is_some_and(|p| p.finished)
+}
+
 pub fn read_progress(ckpt: &Path) -> Result<Progress> {
     let p = ckpt.join("progress.json");
     let text = std::fs::read_to_string(&p).at(&p)?;

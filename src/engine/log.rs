@@ -67,6 +67,18 @@ pub fn brief(values: &[(String, f64)]) -> String {
     values.iter().map(|(k, v)| format!("{k} {v:.4}")).collect::<Vec<_>>().join("  ")
 }
 
+/// Mean seconds per iteration, and of them waiting for data, over a run's logged training rows
+/// (`time_iter_s`, `time_data_s`); None before the first.
+pub fn mean_seconds<'a>(rows: impl IntoIterator<Item = &'a Value>) -> Option<(f64, f64)> {
+    let times: Vec<(f64, f64)> = rows
+        .into_iter()
+        .filter(|r| r["kind"] == "train")
+        .filter_map(|r| Some((r["time_iter_s"].as_f64()?, r["time_data_s"].as_f64()?)))
+        .collect();
+    let n = times.len() as f64;
+    (n > 0.0).then(|| (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n))
+}
+
 /// Read `metrics.jsonl` back (for reports); unparsable lines are skipped.
 pub fn read_metrics(run: &Path) -> Result<Vec<Value>> {
     let path = run.join("metrics.jsonl");

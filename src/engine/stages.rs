@@ -40,7 +40,7 @@ pub fn locate(cfg: &mut Config, stages: &Path) -> Result<Option<Pending>> {
 impl Pending {
     /// Whether the stage's run has reached its end.
     pub fn finished(&self) -> bool {
-        checkpoint::find(&self.dir, "last").and_then(|c| checkpoint::read_progress(&c).ok()).is_some_and(|p| p.finished)
+        checkpoint::finished(&self.dir)
     }
 
     /// Waits while another process (a sweep of another method, say) trains this stage.

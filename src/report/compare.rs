@@ -173,17 +173,8 @@ impl Outcome {
     pub fn load(run: &Path) -> Result<Outcome> {
         let last = RunScore::load(run, "latest")?;
         let best = RunScore::load(run, "best")?;
-        let finished = crate::engine::checkpoint::find(run, "last")
-            .and_then(|c| crate::engine::checkpoint::read_progress(&c).ok())
-            .is_some_and(|p| p.finished);
-        let rows: Vec<serde_json::Value> =
-            crate::engine::log::read_metrics(run)?.into_iter().filter(|r| r["kind"] == "train").collect();
-        let times: Vec<(f64, f64)> =
-            rows.iter().filter_map(|r| Some((r["time_iter_s"].as_f64()?, r["time_data_s"].as_f64()?))).collect();
-        let seconds = (!times.is_empty()).then(|| {
-            let n = times.len() as f64;
-            (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n)
-        });
+        let finished = crate::engine::checkpoint::finished(run);
+        let seconds = crate::engine::log::mean_seconds(&crate::engine::log::read_metrics(run)?);
         Ok(Outcome {
             group: last.group,
             seed: last.seed,
@@ -193,6 +184,16 @@ impl Outcome {
             seconds,
         })
     }
+}
+
+/// The outcomes of the runs under `dirs` (run directories or directories of runs) that have
+/// evaluated, for `outcome_table`.
+pub fn outcomes(dirs: &[PathBuf]) -> Result<Vec<Outcome>> {
+    crate::report::runs::run_dirs(dirs)?
+        .iter()
+        .filter(|d| d.join("eval/latest.json").is_file())
+        .map(|d| Outcome::load(d))
+        .collect()
 }
 
 /// "mean ± std" of a few values (the value alone for one).

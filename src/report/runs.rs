@@ -33,7 +33,6 @@ impl RunData {
         let cfg = Config::load(&dir.join("config.toml"), &[])?;
         let mut losses: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
         let mut stats: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
-        let mut times = Vec::new();
         let mut miou: BTreeMap<u64, f64> = BTreeMap::new();
         // a run that has not logged yet has no metrics file: empty curves, not an error
         let lines = if dir.join("metrics.jsonl").is_file() { read_metrics(dir)? } else { Vec::new() };
@@ -49,9 +48,6 @@ impl RunData {
                             Scalar::Other => None,
                         };
                     }
-                    if let (Some(a), Some(b)) = (v["time_iter_s"].as_f64(), v["time_data_s"].as_f64()) {
-                        times.push((a, b));
-                    }
                 }
                 Some("eval") => {
                     if let Some(m) = v["miou"].as_f64() {
@@ -64,9 +60,7 @@ impl RunData {
         let score = |which: &str| -> Result<Option<RunScore>> {
             Ok(if dir.join(format!("eval/{which}.json")).is_file() { Some(RunScore::load(dir, which)?) } else { None })
         };
-        let n = times.len() as f64;
-        let seconds =
-            (n > 0.0).then(|| (times.iter().map(|t| t.0).sum::<f64>() / n, times.iter().map(|t| t.1).sum::<f64>() / n));
+        let seconds = crate::engine::log::mean_seconds(&lines);
         let progress = checkpoint::find(dir, "last").map(|c| checkpoint::read_progress(&c)).transpose()?;
         let points = |m: BTreeMap<u64, f64>| m.into_iter().map(|(i, v)| (i as f64, v)).collect();
         let curves = |c: BTreeMap<String, BTreeMap<u64, f64>>| c.into_iter().map(|(k, m)| (k, points(m))).collect();
