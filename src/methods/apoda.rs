@@ -4,7 +4,7 @@
 //! target; the classifier is trained to be invariant to them, and attacking the discriminator
 //! pushes source features towards the target and target features towards the source.
 use super::adversarial::{Discriminators, Gan, SOURCE, TARGET};
-use super::method::{After, Method, Needs, Step, Terms};
+use super::method::{stat, After, Method, Needs, Step, Terms};
 use crate::error::Result;
 use crate::model::discriminator::FcDiscriminator;
 use crate::model::{Feats, SegNet};
@@ -58,13 +58,16 @@ impl Default for Params {
 pub struct Apoda {
     p: Params,
     d: Discriminators,
+    /// This iteration's mean per-position L2 norm of the clean source features: the scale that
+    /// ε is an absolute step against (it differs between backbones), logged as a statistic.
+    feat_norm: f64,
 }
 
 impl Apoda {
     pub fn new(p: Params, feature_channels: usize, device: &Device) -> Self {
         let d =
             Discriminators::new(&["feat"], p.gan, || FcDiscriminator::pointwise(feature_channels, &p.d_widths, device));
-        Apoda { p, d }
+        Apoda { p, d, feat_norm: 0.0 }
     }
 
     /// The attack objective on features `f` (a leaf): the classifier's loss (CE on source,
@@ -141,6 +144,8 @@ impl Method for Apoda {
         let (src, tgt) = (step.source.expect("source batch"), step.target.expect("target batch"));
         let ys = src.y.as_ref().expect("labelled source");
         let net = step.net;
+        let norms = s.feats.main.clone().detach().powi_scalar(2).sum_dim(1).sqrt();
+        self.feat_norm = crate::nn::losses::value(&norms.mean());
         // 1. attack (on detached features, in graphs of their own)
         let ds = self.perturbation(net, &s.feats, Some(ys), src.size());
         let dt = self.perturbation(net, &t.feats, None, tgt.size());
@@ -161,7 +166,9 @@ impl Method for Apoda {
         Ok(terms)
     }
     fn after_step(&mut self, a: &mut After) -> Result<Vec<(String, f64)>> {
-        Ok(self.d.update(a.lr_d, "apoda_"))
+        let mut out = self.d.update(a.lr_d, "apoda_");
+        out.push((stat("apoda_feature_norm"), self.feat_norm));
+        Ok(out)
     }
     fn save(&self, dir: &Path) -> Result<()> {
         self.d.save(dir)
