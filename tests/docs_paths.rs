@@ -294,3 +294,23 @@ fn the_design_map_matches_the_source_tree() {
         .collect();
     assert!(stale.is_empty(), "docs/design.md's map names what src/ does not have: {stale:?}");
 }
+
+/// Each adaptation table of docs/benchmarks.md sits under its marker with the command that made
+/// it, and the sections after the tables are still there (a table filler whose pattern ran past
+/// the table once cut the rest of the file).
+#[test]
+fn benchmark_tables_keep_their_command_and_the_sections_after_them() {
+    let text = std::fs::read_to_string(repo().join("docs/benchmarks.md")).unwrap();
+    for shift in ["camera", "classwise"] {
+        let marker = format!("<!-- table:{shift} -->\n");
+        let at = text.find(&marker).unwrap_or_else(|| panic!("docs/benchmarks.md: no {marker:?}"));
+        let rest = &text[at + marker.len()..];
+        assert!(rest.starts_with("```sh\nsegda report "), "the {shift} table is not under its command");
+        let rows = rest.lines().skip(4).take_while(|l| l.starts_with('|')).count();
+        assert!(rows >= 5, "the {shift} table has {rows} lines");
+    }
+    let camera = text.find("<!-- table:camera -->").unwrap();
+    for later in ["<!-- table:classwise -->", "### What the tables say", "(2026-12-02)"] {
+        assert!(text[camera..].contains(later), "docs/benchmarks.md lost {later:?} after the camera table");
+    }
+}
