@@ -30,6 +30,7 @@ pub struct Params {
     /// Weight of the CE on perturbed source features.
     pub lambda_pert_ce: f64,
     /// Weight of KL(C(f_t) ‖ C(f_t*)) (target invariance; the clean prediction is detached).
+    /// 0.01: at 0.1 the term collapses training on both built-in shifts (docs/methods/apoda.md).
     pub lambda_inv: f64,
     /// Weight of the feature-level adversarial term on clean target features.
     pub lambda_adv: f64,
@@ -47,7 +48,7 @@ impl Default for Params {
             attack_discriminator: true,
             lambda_attack_d: 1.0,
             lambda_pert_ce: 1.0,
-            lambda_inv: 0.1,
+            lambda_inv: 0.01,
             lambda_adv: 0.001,
             d_widths: vec![256, 128],
             gan: Gan::Vanilla,
