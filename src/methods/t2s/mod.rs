@@ -37,7 +37,8 @@ use std::path::Path;
 pub struct Params {
     /// Train with source images only and evaluate on the unseen target.
     pub domain_generalisation: bool,
-    /// Weight of the pull (InfoNCE) loss.
+    /// Weight of the pull (InfoNCE) loss. 1.0: at 0.1 the stylised-source CE, which trains the same
+    /// pixels with the same labels, leaves the pull nothing to add (docs/methods/t2s.md).
     pub lambda_pull: f64,
     /// InfoNCE temperature.
     pub temperature: f64,
@@ -68,7 +69,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             domain_generalisation: false,
-            lambda_pull: 0.1,
+            lambda_pull: 1.0,
             temperature: 0.1,
             proj_hidden: 256,
             proj_dim: 128,
