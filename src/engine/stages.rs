@@ -22,8 +22,17 @@ pub struct Pending {
     pub dir: PathBuf,
 }
 
+/// The run's config resolved by its methods, and the stage it starts from (if any). The stage is
+/// located first, on the data as the user declared it: a method may rewrite the run's data
+/// (ASS streams only the target images it does not label), which the stage never sees, so every
+/// experiment naming the same stage on the same data shares it.
+pub fn resolve(mut cfg: Config, stages: &Path) -> Result<(Config, Option<Pending>)> {
+    let stage = locate(&mut cfg, stages)?;
+    Ok((methods::resolve(cfg)?, stage))
+}
+
 /// Finds the stage `cfg` starts from (if any) and records its run directory in `cfg`.
-pub fn locate(cfg: &mut Config, stages: &Path) -> Result<Option<Pending>> {
+fn locate(cfg: &mut Config, stages: &Path) -> Result<Option<Pending>> {
     let Some(InitFrom::Stage(stage)) = &mut cfg.train.init_from else { return Ok(None) };
     let mut sets = stage.set.clone();
     sets.push(format!("train.seed={}", cfg.train.seed));
@@ -63,4 +72,24 @@ fn id(experiment: &Path, cfg: &Config) -> String {
     let digest = Sha256::digest(c.to_toml().as_bytes());
     let stem = experiment.file_stem().map_or("stage".into(), |s| s.to_string_lossy().into_owned());
     format!("{stem}-{}", digest.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_that_rewrites_the_target_shares_the_stage_of_the_others() {
+        let stages = Path::new("runs/stages");
+        let stage_of = |file: &str| {
+            let cfg = Config::load(Path::new(file), &[]).unwrap();
+            let (resolved, stage) = resolve(cfg, stages).unwrap();
+            (resolved, stage.unwrap().dir)
+        };
+        let (so_cont, so_cont_stage) = stage_of("configs/synth/adapt/so_cont.toml");
+        let (ass, ass_stage) = stage_of("configs/synth/adapt/ass.toml");
+        // ASS's run streams the unlabelled rest of the target; its stage does not
+        assert_ne!(ass.target, so_cont.target);
+        assert_eq!(ass_stage, so_cont_stage);
+    }
 }

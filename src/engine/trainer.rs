@@ -155,8 +155,7 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             "this run already has checkpoints: pass --resume to continue it, or choose another --out",
         ));
     }
-    let mut cfg = methods::resolve(cfg)?;
-    let stage = stages::locate(&mut cfg, &opts.stages)?;
+    let (cfg, stage) = stages::resolve(cfg, &opts.stages)?;
     // resuming a run that never reached its first checkpoint is starting it again, unless what
     // it was doing is training its stage
     if opts.resume
