@@ -20,11 +20,10 @@ fn every_shipped_config_is_valid() {
     let stages = tempfile::tempdir().unwrap();
     let mut n = 0;
     for p in files {
-        let mut cfg = Config::load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let cfg = Config::load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         // a stage's experiment loads and resolves too
-        segda::engine::stages::locate(&mut cfg, stages.path())
-            .unwrap_or_else(|e| panic!("{}: stage: {e}", p.display()));
-        let cfg = segda::methods::resolve(cfg).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let (cfg, _) =
+            segda::engine::stages::resolve(cfg, stages.path()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         segda::methods::build(&cfg, &burn::prelude::Device::flex().autodiff())
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let net = segda::model::SegNet::new(&cfg.model, &burn::prelude::Device::flex());
