@@ -366,6 +366,7 @@ fn check_constants(prefix: &str, t: &toml::Table) -> Result<()> {
             || k.contains("threshold")
             || k.contains("confidence")
             || k.ends_with("fraction")
+            || k.ends_with("portion")
             || k.starts_with("p_");
         let positive = k.contains("temperature") || POSITIVE.contains(&k.as_str());
         let bad = if !x.is_finite() || x < 0.0 {

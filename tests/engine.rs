@@ -413,6 +413,36 @@ fn lse_oracle_labels_are_the_held_labels_on_the_kept_pixels() {
     assert_eq!(sb["scalars"]["lse_pseudo_acc"].as_f64(), Some(100.0), "{sb}");
 }
 
+#[test]
+fn measuring_pits_pseudo_labels_reads_the_target_labels_and_changes_nothing_else() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    // every confident-enough pixel a seed, so that pseudo-labels exist from the first iteration
+    let plain = ["method.pit.seed_confidence=0.0"];
+    let measured = ["method.pit.seed_confidence=0.0", "method.pit.measure_pseudo=true"];
+    train(tiny_config(&data, &["pit"], &plain), &opts(&a, false, None)).unwrap();
+    train(tiny_config(&data, &["pit"], &measured), &opts(&b, false, None)).unwrap();
+    let rows = |run: &Path| -> Vec<String> {
+        train_losses(run)
+            .iter()
+            .map(|l| {
+                let mut row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(l).unwrap();
+                let measures = ["stat/pit_pseudo_precision", "stat/pit_teacher_accuracy"];
+                let had = measures.iter().filter(|k| row.remove(**k).is_some()).count();
+                format!("{had} {}", serde_json::Value::Object(row))
+            })
+            .collect()
+    };
+    let (ra, rb) = (rows(&a), rows(&b));
+    // the same training, iteration for iteration; only the measured run logs the measures
+    assert_eq!(ra.iter().map(|r| &r[2..]).collect::<Vec<_>>(), rb.iter().map(|r| &r[2..]).collect::<Vec<_>>());
+    assert!(ra.iter().all(|r| r.starts_with("0 ")), "{ra:?}");
+    assert!(rb.iter().all(|r| r.starts_with("2 ")), "{rb:?}");
+    assert!(weights(&a, &["pit"], &data) == weights(&b, &["pit"], &data));
+}
+
 /// A stage (`train.init_from = { experiment = … }`) is trained for the run's seed before the run,
 /// resumed across when it was interrupted, recorded in the run's config, reused by another
 /// experiment naming it (not trained twice), and trained again for another seed.

@@ -18,6 +18,8 @@ pub struct Needs {
     pub source: bool,
     /// Target images flow through the network.
     pub target: bool,
+    /// The target's labels are loaded for a method's diagnostics (no loss reads them).
+    pub target_labels: bool,
 }
 
 impl Needs {
@@ -27,6 +29,7 @@ impl Needs {
             target_ce: self.target_ce || o.target_ce,
             source: self.source || o.source || self.source_ce || o.source_ce,
             target: self.target || o.target || self.target_ce || o.target_ce,
+            target_labels: self.target_labels || o.target_labels,
         }
     }
 }

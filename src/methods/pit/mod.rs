@@ -12,7 +12,7 @@ mod regions;
 
 use pivots::Pivots;
 use regions::image_logits;
-pub use regions::{expand_regions, infer_present};
+pub use regions::{expand_regions, infer_present, seed_thresholds};
 
 use super::adversarial::Discriminators;
 use super::method::{stat, After, Method, Needs, Step, Terms};
@@ -57,6 +57,9 @@ pub struct Params {
     /// Grow seeds into neighbouring related pixels (false: confident seeds only).
     pub region_expansion: bool,
     pub seed_confidence: f64,
+    /// Class-balanced seeds (CBST): a class's `seed_portion` most confident pixels of an image
+    /// are seeds too, even below `seed_confidence` (0: confident pixels only).
+    pub seed_portion: f64,
     /// A neighbour joins class c when its relation probability to pivot c is at least this.
     pub grow_threshold: f64,
     pub lambda_pseudo: f64,
@@ -66,6 +69,9 @@ pub struct Params {
     /// teacher: the network at `pseudo_start`, then θ_T ← α·θ_T + (1 − α)·θ (α = 1: frozen, the
     /// two-stage scheme; 0: no teacher, the current network's own detached predictions).
     pub teacher_alpha: f64,
+    /// Measure the pseudo-labels against the target's labels, when it has them (a diagnostic:
+    /// logs `stat/pit_pseudo_precision` and `stat/pit_teacher_accuracy`; no loss reads them).
+    pub measure_pseudo: bool,
 }
 
 impl Default for Params {
@@ -86,10 +92,12 @@ impl Default for Params {
             pseudo_labels: true,
             region_expansion: true,
             seed_confidence: 0.9,
+            seed_portion: 0.0,
             grow_threshold: 0.6,
             lambda_pseudo: 1.0,
             pseudo_start: 0,
             teacher_alpha: 1.0,
+            measure_pseudo: false,
         }
     }
 }
@@ -104,6 +112,9 @@ pub struct Pit {
     d: Discriminators,
     /// Share of target pixels pseudo-labelled in the last batch (logged).
     coverage: f64,
+    /// With `measure_pseudo`: the last batch's pseudo-labels' and teacher's agreement with the
+    /// target's labels (%).
+    quality: Option<(Option<f64>, Option<f64>)>,
     /// The pseudo-labels' model, frozen (or averaged) together: the network, the image head and
     /// the pivots as they were at `pseudo_start`.
     teacher: Teacher,
@@ -123,6 +134,7 @@ impl Pit {
             pivots: Pivots::new(channels),
             d: Discriminators::output_space(1, NUM_CLASSES, super::adversarial::Gan::Vanilla, device),
             coverage: 0.0,
+            quality: None,
             teacher: Ema::new(),
             teacher_head: Ema::new(),
             teacher_pivots: None,
@@ -153,7 +165,13 @@ impl Method for Pit {
         "pit"
     }
     fn needs(&self) -> Needs {
-        Needs { source_ce: true, source: true, target: true, ..Default::default() }
+        Needs {
+            source_ce: true,
+            source: true,
+            target: true,
+            target_labels: self.p.pseudo_labels && self.p.measure_pseudo,
+            ..Default::default()
+        }
     }
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {
         let (s, t) = (step.source_fwd(), step.target_fwd());
@@ -212,6 +230,7 @@ impl Method for Pit {
                 self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
+            let mut argmax = Vec::with_capacity(n * h * w);
             let mut kept = 0usize;
             for i in 0..n {
                 let (p_i, r_i) = (&pt[i * per..(i + 1) * per], &rel[i * per..(i + 1) * per]);
@@ -221,17 +240,29 @@ impl Method for Pit {
                         .max_by(|&a, &b| p_i[a * h * w + px].total_cmp(&p_i[b * h * w + px]))
                         .expect("classes");
                     area[c] += 1.0 / (h * w) as f32;
+                    argmax.push(c as i64);
                 }
                 let hp = head.as_ref().map(|v| &v[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]);
                 let present = infer_present(hp, &area, self.p.head_weight, self.p.area_ref, self.p.present_threshold);
                 let grow = self.p.region_expansion.then_some(self.p.grow_threshold as f32);
-                let l = expand_regions(p_i, r_i, &present, w, self.p.seed_confidence as f32, grow);
+                let seeds = seed_thresholds(p_i, NUM_CLASSES, self.p.seed_confidence as f32, self.p.seed_portion);
+                let l = expand_regions(p_i, r_i, &present, w, &seeds, grow);
                 kept += l.iter().filter(|&&v| v != IGNORE).count();
                 labels.extend(l.into_iter().map(|v| v as i64));
             }
             let small = Tensor::<3, Int>::from_data(TensorData::new(labels, [n, h, w]), &t.logits.main.device());
             let [th, tw] = tgt.size();
             let y = crate::nn::losses::resize_labels(small, [th, tw]);
+            self.quality = match (&tgt.y, self.p.measure_pseudo) {
+                (Some(gt), true) => {
+                    let host = |t: Tensor<3, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
+                    let gt = host(gt.clone());
+                    let all = Tensor::<3, Int>::from_data(TensorData::new(argmax, [n, h, w]), &y.device());
+                    let all = crate::nn::losses::resize_labels(all, [th, tw]);
+                    Some((agreement(&host(y.clone()), &gt), agreement(&host(all), &gt)))
+                }
+                _ => None,
+            };
             terms
                 .push(("pit_pseudo".to_string(), cross_entropy(t.up.main.clone(), y).mul_scalar(self.p.lambda_pseudo)));
             self.coverage = 100.0 * kept as f64 / (n * h * w) as f64;
@@ -248,6 +279,10 @@ impl Method for Pit {
         let mut out = if self.p.relation_adv { self.d.update(a.lr_d, "pit_") } else { vec![] };
         if self.p.pseudo_labels {
             out.push((stat("pit_coverage"), self.coverage));
+            if let Some((precision, accuracy)) = self.quality {
+                out.extend(precision.map(|v| (stat("pit_pseudo_precision"), v)));
+                out.extend(accuracy.map(|v| (stat("pit_teacher_accuracy"), v)));
+            }
         }
         Ok(out)
     }
@@ -275,6 +310,20 @@ impl Method for Pit {
         }
         self.d.load(dir)
     }
+}
+
+/// Percentage of the pixels labelled in both `pred` and `gt` on which they agree; None when
+/// there are none.
+fn agreement(pred: &[i64], gt: &[i64]) -> Option<f64> {
+    let ignore = IGNORE as i64;
+    let (mut both, mut same) = (0usize, 0usize);
+    for (&p, &g) in pred.iter().zip(gt) {
+        if p != ignore && g != ignore {
+            both += 1;
+            same += usize::from(p == g);
+        }
+    }
+    (both > 0).then(|| 100.0 * same as f64 / both as f64)
 }
 
 #[cfg(test)]
@@ -384,5 +433,46 @@ mod tests {
         let terms = pit.losses(&mut step).unwrap();
         assert!(terms.iter().any(|t| t.0 == "pit_pseudo"));
         assert!(pit.teacher.net.is_none(), "no teacher is kept");
+    }
+
+    #[test]
+    fn agreement_counts_only_pixels_labelled_on_both_sides() {
+        let i = IGNORE as i64;
+        assert_eq!(agreement(&[1, 2, 3, i, 5], &[1, 2, 0, 4, i]), Some(100.0 * 2.0 / 3.0));
+        assert_eq!(agreement(&[i, 1], &[2, i]), None);
+    }
+
+    #[test]
+    fn measuring_the_pseudo_labels_needs_the_targets_labels_only_when_asked() {
+        let (d, cfg, net, src, mut tgt) = tiny(1);
+        let p = |measure_pseudo| Params {
+            teacher_alpha: 0.0,
+            measure_pseudo,
+            seed_confidence: 0.0,
+            present_threshold: 0.0,
+            ..Default::default()
+        };
+        assert!(!Pit::new(p(false), &cfg, &d).needs().target_labels);
+        assert!(Pit::new(p(true), &cfg, &d).needs().target_labels);
+        let stats = |pit: &mut Pit, tgt: &crate::methods::DomainBatch| -> Vec<(String, f64)> {
+            let mut step = Step::new(&net, 0, 0, Some(&src), Some(tgt));
+            pit.losses(&mut step).unwrap();
+            pit.after_step(&mut After { it: 0, lr_d: 1e-4, lr: 0.01, grads: None }).unwrap()
+        };
+        let named = |v: &[(String, f64)], k: &str| v.iter().find(|s| s.0 == stat(k)).map(|s| s.1);
+        // the target labelled all one class k, for every k: each labelled pixel agrees for exactly
+        // one k, so the percentages add up to 100
+        let (mut precision, mut accuracy) = (0.0, 0.0);
+        for k in 0..NUM_CLASSES as i64 {
+            tgt.y = Some(Tensor::from_data(TensorData::new(vec![k; 64 * 64], [1, 64, 64]), &d));
+            let got = stats(&mut Pit::new(p(true), &cfg, &d), &tgt);
+            precision += named(&got, "pit_pseudo_precision").expect("pseudo-labels were kept");
+            accuracy += named(&got, "pit_teacher_accuracy").expect("a labelled target");
+        }
+        assert!((precision - 100.0).abs() < 1e-6 && (accuracy - 100.0).abs() < 1e-6, "{precision} {accuracy}");
+        // an unlabelled target logs nothing; nor does a labelled one when not asked
+        tgt.y = Some(Tensor::from_data(TensorData::new(vec![IGNORE as i64; 64 * 64], [1, 64, 64]), &d));
+        assert_eq!(named(&stats(&mut Pit::new(p(true), &cfg, &d), &tgt), "pit_teacher_accuracy"), None);
+        assert_eq!(named(&stats(&mut Pit::new(p(false), &cfg, &d), &tgt), "pit_teacher_accuracy"), None);
     }
 }
