@@ -57,8 +57,9 @@ pub struct Params {
     /// Grow seeds into neighbouring related pixels (false: confident seeds only).
     pub region_expansion: bool,
     pub seed_confidence: f64,
-    /// Class-balanced seeds (CBST): a class's `seed_portion` most confident pixels of an image
-    /// are seeds too, even below `seed_confidence` (0: confident pixels only).
+    /// Class-balanced seeds (CBST's starting portion): a class's `seed_portion` most confident
+    /// pixels of an image are seeds too, even below `seed_confidence` (0: confident pixels only,
+    /// which starves the classes the teacher is rarely sure of; docs/methods/pit.md).
     pub seed_portion: f64,
     /// A neighbour joins class c when its relation probability to pivot c is at least this.
     pub grow_threshold: f64,
@@ -92,7 +93,7 @@ impl Default for Params {
             pseudo_labels: true,
             region_expansion: true,
             seed_confidence: 0.9,
-            seed_portion: 0.0,
+            seed_portion: 0.2,
             grow_threshold: 0.6,
             lambda_pseudo: 1.0,
             pseudo_start: 0,
