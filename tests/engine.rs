@@ -132,7 +132,11 @@ fn run_directory_has_config_metrics_events_checkpoints_and_eval() {
     // the dumped config is complete and loads back as the same experiment
     let dumped = segda::config::Config::load(&run.join("config.toml"), &[]).unwrap();
     assert_eq!(dumped.train.iters, 6);
-    assert!(std::fs::read_to_string(run.join("config.toml")).unwrap().contains("max_iters"));
+    let text = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(text.contains("max_iters"));
+    // it opens with the thread count the digits depend on
+    let threads = format!("# segda {}, {} CPU threads", env!("CARGO_PKG_VERSION"), rayon::current_num_threads());
+    assert!(text.starts_with(&threads), "{text}");
     let evals =
         std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter(|l| l.contains("\"eval\"")).count();
     assert_eq!(evals, 2);

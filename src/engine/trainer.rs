@@ -79,6 +79,16 @@ fn augment(d: &DataConfig) -> Augment {
     Augment { resize: d.resize, crop: d.crop, flip: d.flip, upscale: None }
 }
 
+/// The comment that opens a run's config dump: what the config cannot say but the digits depend
+/// on. A CPU run is exact for a given thread count; another count sums in another order.
+pub fn run_header() -> String {
+    format!(
+        "# segda {}, {} CPU threads (RAYON_NUM_THREADS): a CPU run repeats digit for digit on the same count\n",
+        env!("CARGO_PKG_VERSION"),
+        rayon::current_num_threads()
+    )
+}
+
 /// Build the network for a config: architecture, then `model.init` or `train.init_from` weights
 /// (a stage's run must be resolved first, `engine::stages`).
 pub fn build_net(cfg: &Config, device: &Device, verbose: bool) -> Result<SegNet> {
@@ -166,7 +176,7 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
     }
     std::fs::create_dir_all(run).at(run)?;
     let cfg_path = run.join("config.toml");
-    std::fs::write(&cfg_path, cfg.to_toml()).at(&cfg_path)?;
+    std::fs::write(&cfg_path, format!("{}{}", run_header(), cfg.to_toml())).at(&cfg_path)?;
     if let Some(stage) = stage {
         if !train_stage(stage, opts)? {
             return Ok(RunSummary { iters: 0, last: None, best: None, seconds: 0.0, interrupted: true });
