@@ -445,6 +445,25 @@ fn measuring_pits_pseudo_labels_reads_the_target_labels_and_changes_nothing_else
     assert!(ra.iter().all(|r| r.starts_with("0 ")), "{ra:?}");
     assert!(rb.iter().all(|r| r.starts_with("2 ")), "{rb:?}");
     assert!(weights(&a, &["pit"], &data) == weights(&b, &["pit"], &data));
+    // an unlabelled target (a folder of the same images) is no error: nothing to measure
+    let images = tmp.path().join("unlabelled/images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut pending = vec![data.join("cityscapes/leftImg8bit/train")];
+    while let Some(dir) = pending.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                pending.push(p);
+            } else {
+                std::fs::copy(&p, images.join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let c = tmp.path().join("c");
+    let root = format!("target.root=\"{}\"", tmp.path().join("unlabelled").display());
+    let unlabelled = [measured[0], measured[1], "target.kind=\"folder\"", root.as_str()];
+    train(tiny_config(&data, &["pit"], &unlabelled), &opts(&c, false, None)).unwrap();
+    assert!(rows(&c).iter().all(|r| r.starts_with("0 ")), "{:?}", rows(&c));
 }
 
 /// A stage (`train.init_from = { experiment = … }`) is trained for the run's seed before the run,

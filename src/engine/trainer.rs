@@ -198,7 +198,9 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
         Ok(Arc::new(ds))
     };
     let src_ds = if needs.source { Some(mk(&cfg.source, needs.source_ce)?) } else { None };
-    let tgt_ds = if needs.target { Some(mk(&cfg.target, needs.target_ce || needs.target_labels)?) } else { None };
+    let tgt_ds = if needs.target { Some(mk(&cfg.target, needs.target_ce)?) } else { None };
+    // labels for a diagnostic are read where the target has them, and skipped where it has none
+    let tgt_labels = needs.target_ce || (needs.target_labels && tgt_ds.as_ref().is_some_and(|d| d.has_labels()));
     let val_ds = open_dataset(&cfg.val)?;
 
     // network, optimiser, state
@@ -234,13 +236,7 @@ fn train_here(cfg: Config, opts: &TrainOptions) -> Result<RunSummary> {
             Loader::new(d, spec, progress.source_pos)
         }),
         target: tgt_ds.map(|d| {
-            let spec = LoaderSpec::train(
-                batch,
-                augment(&cfg.target),
-                normalize,
-                needs.target_ce || needs.target_labels,
-                seed.wrapping_add(2),
-            );
+            let spec = LoaderSpec::train(batch, augment(&cfg.target), normalize, tgt_labels, seed.wrapping_add(2));
             Loader::new(d, spec, progress.target_pos)
         }),
     };

@@ -18,7 +18,8 @@ pub struct Needs {
     pub source: bool,
     /// Target images flow through the network.
     pub target: bool,
-    /// The target's labels are loaded for a method's diagnostics (no loss reads them).
+    /// The target's labels, where it has them, are loaded for a method's diagnostics (no loss
+    /// reads them; an unlabelled target is not an error).
     pub target_labels: bool,
 }
 
