@@ -337,7 +337,7 @@ impl Config {
 /// ≥ 0 (weights, thresholds, sizes); momenta, probabilities, proportions and thresholds are at
 /// most 1; temperatures, sizes and counts that divide or repeat are above 0.
 fn check_constants(prefix: &str, t: &toml::Table) -> Result<()> {
-    const POSITIVE: [&str; 10] = [
+    const POSITIVE: [&str; 11] = [
         "steps",
         "proj_dim",
         "proj_hidden",
@@ -348,6 +348,7 @@ fn check_constants(prefix: &str, t: &toml::Table) -> Result<()> {
         "epochs_per_round",
         "patches_per_image",
         "area_ref",
+        "ndf",
     ];
     for (k, v) in t {
         let key = format!("{prefix}.{k}");
@@ -575,6 +576,8 @@ mod tests {
             ("t2s", "method.t2s.temperature=0.0", "method.t2s.temperature"),
             ("t2s", "method.t2s.base.alpha=1.5", "method.t2s.base.alpha"),
             ("pit", "method.pit.seed_confidence=nan", "method.pit.seed_confidence"),
+            ("pit", "method.pit.seed_portion=1.5", "method.pit.seed_portion"),
+            ("advent", "method.advent.ndf=0", "method.advent.ndf"),
             ("lse", "method.lse.p_max=2.0", "method.lse.p_max"),
             ("lse", "method.lse.epochs_per_round=0", "method.lse.epochs_per_round"),
         ] {

@@ -7,6 +7,7 @@
 use super::adversarial::{Discriminators, Gan};
 use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
+use crate::model::discriminator::FcDiscriminator;
 use crate::nn::losses::{entropy_loss, probs, self_information};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -20,11 +21,13 @@ pub struct AdvEntParams {
     /// LAMBDA_ADV_AUX
     pub lambda_adv_aux: f64,
     pub gan: Gan,
+    /// The discriminator's base width (the reference FCDiscriminator's ndf).
+    pub ndf: usize,
 }
 
 impl Default for AdvEntParams {
     fn default() -> Self {
-        AdvEntParams { lambda_adv_main: 0.001, lambda_adv_aux: 0.0002, gan: Gan::Vanilla }
+        AdvEntParams { lambda_adv_main: 0.001, lambda_adv_aux: 0.0002, gan: Gan::Vanilla, ndf: 64 }
     }
 }
 
@@ -50,7 +53,8 @@ pub struct AdvEnt {
 
 impl AdvEnt {
     pub fn new(p: AdvEntParams, levels: usize, device: &Device) -> Self {
-        let d = Discriminators::output_space(levels, crate::data::classes::NUM_CLASSES, p.gan, device);
+        let classes = crate::data::classes::NUM_CLASSES;
+        let d = Discriminators::new(&["main", "aux"][..levels], p.gan, || FcDiscriminator::new(classes, p.ndf, device));
         AdvEnt { p, d }
     }
 }
@@ -131,5 +135,18 @@ mod tests {
         let grad: Vec<f32> = logits.grad(&g).unwrap().into_data().iter::<f32>().collect();
         // descending the entropy raises the largest logit and lowers the smallest
         assert!(grad[0] < 0.0 && grad[2] > 0.0, "{grad:?}");
+    }
+
+    #[test]
+    fn the_discriminators_width_is_a_constant() {
+        let d = Device::flex();
+        let widths = |ndf| {
+            let a = AdvEnt::new(AdvEntParams { ndf, ..Default::default() }, 2, &d);
+            a.d.levels.iter().map(|l| l.d.num_params()).collect::<Vec<_>>()
+        };
+        let (narrow, reference) = (widths(16), widths(64));
+        assert_eq!(narrow.len(), 2);
+        // conv weights scale with ndf²: a quarter of the width, about a sixteenth of the weights
+        assert!(narrow[0] * 10 < reference[0], "{narrow:?} {reference:?}");
     }
 }
