@@ -12,7 +12,7 @@ mod regions;
 
 use pivots::Pivots;
 use regions::image_logits;
-pub use regions::{expand_regions, infer_present, seed_thresholds};
+pub use regions::{argmax, expand_regions, infer_present, seed_thresholds};
 
 use super::adversarial::Discriminators;
 use super::method::{stat, After, Method, Needs, Step, Terms};
@@ -231,23 +231,21 @@ impl Method for Pit {
                 self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
-            let mut argmax = Vec::with_capacity(n * h * w);
+            let mut predicted = Vec::with_capacity(n * h * w);
             let mut kept = 0usize;
             for i in 0..n {
                 let (p_i, r_i) = (&pt[i * per..(i + 1) * per], &rel[i * per..(i + 1) * per]);
+                let best = argmax(p_i, NUM_CLASSES);
                 let mut area = vec![0f32; NUM_CLASSES];
-                for px in 0..h * w {
-                    let c = (0..NUM_CLASSES)
-                        .max_by(|&a, &b| p_i[a * h * w + px].total_cmp(&p_i[b * h * w + px]))
-                        .expect("classes");
+                for &(c, _) in &best {
                     area[c] += 1.0 / (h * w) as f32;
-                    argmax.push(c as i64);
+                    predicted.push(c as i64);
                 }
                 let hp = head.as_ref().map(|v| &v[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]);
                 let present = infer_present(hp, &area, self.p.head_weight, self.p.area_ref, self.p.present_threshold);
                 let grow = self.p.region_expansion.then_some(self.p.grow_threshold as f32);
-                let seeds = seed_thresholds(p_i, NUM_CLASSES, self.p.seed_confidence as f32, self.p.seed_portion);
-                let l = expand_regions(p_i, r_i, &present, w, &seeds, grow);
+                let seeds = seed_thresholds(&best, NUM_CLASSES, self.p.seed_confidence as f32, self.p.seed_portion);
+                let l = expand_regions(&best, r_i, &present, w, &seeds, grow);
                 kept += l.iter().filter(|&&v| v != IGNORE).count();
                 labels.extend(l.into_iter().map(|v| v as i64));
             }
@@ -258,7 +256,7 @@ impl Method for Pit {
                 (Some(gt), true) => {
                     let host = |t: Tensor<3, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
                     let gt = host(gt.clone());
-                    let all = Tensor::<3, Int>::from_data(TensorData::new(argmax, [n, h, w]), &y.device());
+                    let all = Tensor::<3, Int>::from_data(TensorData::new(predicted, [n, h, w]), &y.device());
                     let all = crate::nn::losses::resize_labels(all, [th, tw]);
                     Some((agreement(&host(y.clone()), &gt), agreement(&host(all), &gt)))
                 }

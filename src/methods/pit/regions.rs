@@ -26,8 +26,9 @@ pub fn infer_present(head_prob: Option<&[f32]>, area: &[f32], w: f64, area_ref: 
         .collect()
 }
 
-/// Each pixel's argmax class and its probability (maps [K, h·w] row-major).
-fn argmax(prob: &[f32], k: usize) -> Vec<(usize, f32)> {
+/// Each pixel's argmax class and its probability (maps [K, h·w] row-major; the first class on
+/// a tie).
+pub fn argmax(prob: &[f32], k: usize) -> Vec<(usize, f32)> {
     let hw = prob.len() / k;
     (0..hw)
         .map(|i| {
@@ -43,16 +44,17 @@ fn argmax(prob: &[f32], k: usize) -> Vec<(usize, f32)> {
         .collect()
 }
 
-/// The seed threshold of each class on one image: `confident`, lowered for a class to the
-/// probability of its `portion`-th most confident pixel (CBST's class-balanced selection, so
-/// that a class the model is rarely sure of still has seeds); `portion = 0`: `confident` alone.
-pub fn seed_thresholds(prob: &[f32], k: usize, confident: f32, portion: f64) -> Vec<f32> {
+/// The seed threshold of each of `k` classes on one image, from its pixels' `argmax`:
+/// `confident`, lowered for a class to the probability of its `portion`-th most confident pixel
+/// (CBST's class-balanced selection, so that a class the model is rarely sure of still has
+/// seeds); `portion = 0`: `confident` alone.
+pub fn seed_thresholds(best: &[(usize, f32)], k: usize, confident: f32, portion: f64) -> Vec<f32> {
     let mut t = vec![confident; k];
     if portion <= 0.0 {
         return t;
     }
     let mut by_class: Vec<Vec<f32>> = vec![Vec::new(); k];
-    for (c, p) in argmax(prob, k) {
+    for &(c, p) in best {
         by_class[c].push(p);
     }
     for (c, ps) in by_class.iter_mut().enumerate() {
@@ -66,23 +68,23 @@ pub fn seed_thresholds(prob: &[f32], k: usize, confident: f32, portion: f64) -> 
     t
 }
 
-/// Multi-level region expansion on one image (maps [K, h·w] row-major, width `w`):
-/// seeds = pixels whose argmax class is present and at least that class's `seed_conf` (image
-/// and pixel level); each seed region grows into 4-neighbours whose relation probability to the
-/// same pivot is at least `grow` (region level). Classes not present never appear.
+/// Multi-level region expansion on one image (its pixels' `argmax`, the relation map [K, h·w]
+/// row-major, width `w`): seeds = pixels whose argmax class is present and at least that
+/// class's `seed_conf` (image and pixel level); each seed region grows into 4-neighbours whose
+/// relation probability to the same pivot is at least `grow` (region level). Classes not present
+/// never appear.
 pub fn expand_regions(
-    prob: &[f32],
+    best: &[(usize, f32)],
     relation: &[f32],
     present: &[bool],
     w: usize,
     seed_conf: &[f32],
     grow: Option<f32>,
 ) -> Vec<u8> {
-    let k = present.len();
-    let hw = prob.len() / k;
+    let hw = best.len();
     let mut label = vec![IGNORE; hw];
     let mut queue = VecDeque::new();
-    for (i, (best, bp)) in argmax(prob, k).into_iter().enumerate() {
+    for (i, &(best, bp)) in best.iter().enumerate() {
         if present[best] && bp >= seed_conf[best] {
             label[i] = best as u8;
             queue.push_back(i);
@@ -149,7 +151,7 @@ mod tests {
             0.8, 0.9, 0.1, 0.1, 0.9,
         ];
         let (prob, rel) = maps(&rel1);
-        let l = expand_regions(&prob, &rel, &[true, true], 5, &[0.9; 2], Some(0.6));
+        let l = expand_regions(&argmax(&prob, 2), &rel, &[true, true], 5, &[0.9; 2], Some(0.6));
         #[rustfmt::skip]
         let want = [
             1, 1, 255, 255, 255,
@@ -158,7 +160,7 @@ mod tests {
         ];
         assert_eq!(l, want);
         // without expansion only the seed is labelled
-        let l = expand_regions(&prob, &rel, &[true, true], 5, &[0.9; 2], None);
+        let l = expand_regions(&argmax(&prob, 2), &rel, &[true, true], 5, &[0.9; 2], None);
         assert_eq!(l.iter().filter(|&&v| v != IGNORE).count(), 1);
     }
 
@@ -166,7 +168,7 @@ mod tests {
     fn classes_inferred_absent_never_appear() {
         let rel1 = [0.9f32; 15];
         let (prob, rel) = maps(&rel1);
-        let l = expand_regions(&prob, &rel, &[true, false], 5, &[0.9; 2], Some(0.6));
+        let l = expand_regions(&argmax(&prob, 2), &rel, &[true, false], 5, &[0.9; 2], Some(0.6));
         assert!(l.iter().all(|&v| v == IGNORE), "{l:?}");
         // presence: head and area fused
         let present = infer_present(Some(&[0.9, 0.1, 0.9]), &[0.0, 0.5, 0.02], 0.5, 0.01, 0.5);
@@ -179,11 +181,11 @@ mod tests {
         // class 0 everywhere at 0.6 (never ≥ 0.9) except (0,0), class 1's at 0.95
         let (prob, rel) = maps(&[0.0f32; 15]);
         // confident seeds only: class 0, argmax on 14 pixels, has none
-        assert_eq!(seed_thresholds(&prob, 2, 0.9, 0.0), vec![0.9, 0.9]);
+        assert_eq!(seed_thresholds(&argmax(&prob, 2), 2, 0.9, 0.0), vec![0.9, 0.9]);
         // its top 20 % (3 of 14 pixels, all at 0.6) lower its threshold; class 1 keeps 0.9
-        let t = seed_thresholds(&prob, 2, 0.9, 0.2);
+        let t = seed_thresholds(&argmax(&prob, 2), 2, 0.9, 0.2);
         assert_eq!(t, vec![0.6, 0.9]);
-        let l = expand_regions(&prob, &rel, &[true, true], 5, &t, None);
+        let l = expand_regions(&argmax(&prob, 2), &rel, &[true, true], 5, &t, None);
         assert_eq!(l.iter().filter(|&&v| v == 0).count(), 14);
         assert_eq!(l[0], 1);
         // graded confidences: the top 20 % of class 0's pixels, no more
@@ -192,8 +194,8 @@ mod tests {
             prob[i] = 0.5 + 0.01 * i as f32;
             prob[15 + i] = 1.0 - prob[i];
         }
-        let t = seed_thresholds(&prob, 2, 0.9, 0.2);
-        let l = expand_regions(&prob, &rel, &[true, true], 5, &t, None);
+        let t = seed_thresholds(&argmax(&prob, 2), 2, 0.9, 0.2);
+        let l = expand_regions(&argmax(&prob, 2), &rel, &[true, true], 5, &t, None);
         assert_eq!(l.iter().filter(|&&v| v == 0).count(), 3, "{l:?}");
         assert!(l[12..].iter().all(|&v| v == 0), "the three most confident: {l:?}");
     }
