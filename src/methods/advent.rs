@@ -7,7 +7,6 @@
 use super::adversarial::{Discriminators, Gan};
 use super::method::{After, Method, Needs, Step, Terms};
 use crate::error::Result;
-use crate::model::discriminator::FcDiscriminator;
 use crate::nn::losses::{entropy_loss, probs, self_information};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -53,8 +52,7 @@ pub struct AdvEnt {
 
 impl AdvEnt {
     pub fn new(p: AdvEntParams, levels: usize, device: &Device) -> Self {
-        let classes = crate::data::classes::NUM_CLASSES;
-        let d = Discriminators::new(&["main", "aux"][..levels], p.gan, || FcDiscriminator::new(classes, p.ndf, device));
+        let d = Discriminators::output_space_of_width(levels, crate::data::classes::NUM_CLASSES, p.ndf, p.gan, device);
         AdvEnt { p, d }
     }
 }

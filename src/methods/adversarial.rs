@@ -53,7 +53,12 @@ impl Discriminators {
     /// AdaptSegNet's discriminators on `channels`-channel output maps; `levels`: 2 for a
     /// multi-level network (main, aux), else 1.
     pub fn output_space(levels: usize, channels: usize, gan: Gan, device: &Device) -> Self {
-        Self::new(&["main", "aux"][..levels], gan, || FcDiscriminator::new(channels, 64, device))
+        Self::output_space_of_width(levels, channels, 64, gan, device)
+    }
+
+    /// The same with the discriminators' base width `ndf` (the reference's 64).
+    pub fn output_space_of_width(levels: usize, channels: usize, ndf: usize, gan: Gan, device: &Device) -> Self {
+        Self::new(&["main", "aux"][..levels], gan, || FcDiscriminator::new(channels, ndf, device))
     }
 
     pub fn new(names: &[&'static str], gan: Gan, build: impl Fn() -> FcDiscriminator) -> Self {
