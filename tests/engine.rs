@@ -448,16 +448,9 @@ fn measuring_pits_pseudo_labels_reads_the_target_labels_and_changes_nothing_else
     // an unlabelled target (a folder of the same images) is no error: nothing to measure
     let images = tmp.path().join("unlabelled/images");
     std::fs::create_dir_all(&images).unwrap();
-    let mut pending = vec![data.join("cityscapes/leftImg8bit/train")];
-    while let Some(dir) = pending.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                pending.push(p);
-            } else {
-                std::fs::copy(&p, images.join(p.file_name().unwrap())).unwrap();
-            }
-        }
+    let target = segda::engine::trainer::open_dataset(&tiny_config(&data, &["pit"], &[]).target).unwrap();
+    for item in &target.items {
+        std::fs::copy(&item.image, images.join(format!("{}.png", item.name))).unwrap();
     }
     let c = tmp.path().join("c");
     let root = format!("target.root=\"{}\"", tmp.path().join("unlabelled").display());
