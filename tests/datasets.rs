@@ -233,3 +233,29 @@ fn a_subset_that_selects_nothing_is_an_error_naming_the_root() {
     d.subset = Some(2);
     assert_eq!(d.open().unwrap().len(), 4, "the rest of a draw of 2 of the 6 train images");
 }
+
+#[test]
+fn the_class_ratio_counts_every_labelled_pixel_and_names_a_bad_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let gta = open(DatasetKind::Gta5, &data.join("gta5"), Split::All);
+    let ratio = segda::data::validate::class_ratio(&gta).unwrap();
+    // counted by hand from the decoded labels, ignore left out
+    let mut counts = [0u64; 19];
+    for i in 0..gta.len() {
+        for p in gta.load_label(i).unwrap().unwrap().train_ids.pixels() {
+            if let Some(n) = counts.get_mut(p.0[0] as usize) {
+                *n += 1;
+            }
+        }
+    }
+    let all: u64 = counts.iter().sum();
+    for c in 0..19 {
+        assert!((ratio[c] - counts[c] as f64 / all as f64).abs() < 1e-12, "class {c}: {ratio:?}");
+    }
+    assert!(ratio[0] > 0.0 && ratio[10] > 0.0, "every scene has road and sky");
+    // an unreadable label stops the count with the file's name
+    corrupt(gta.items[2].label.as_ref().unwrap());
+    let e = segda::data::validate::class_ratio(&gta).unwrap_err().to_string();
+    assert!(e.contains("00003.png"), "{e}");
+}

@@ -224,18 +224,18 @@ fn composed_methods_add_their_own_terms_once() {
     let data = tiny_data(tmp.path());
     let run = tmp.path().join("both");
     train(
-        tiny_config(&data, &["advent", "minent"], &["train.iters=2", "train.eval_every=2"]),
+        tiny_config(&data, &["advent", "minent", "class_prior"], &["train.iters=2", "train.eval_every=2"]),
         &opts(&run, false, None),
     )
     .unwrap();
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(m.lines().next().unwrap()).unwrap();
-    for k in ["seg_src", "advent_main", "advent_aux", "ent_main", "ent_aux", "advent_d_main", "advent_d_aux"] {
+    for k in ["seg_src", "advent_main", "advent_aux", "ent_main", "ent_aux", "cp", "advent_d_main", "advent_d_aux"] {
         assert!(first.get(k).is_some(), "{k} missing in {first}");
     }
     // constants are written back into the resolved config
     let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(cfg.contains("[method.advent]") && cfg.contains("lambda_ent_main"), "{cfg}");
+    assert!(cfg.contains("[method.advent]") && cfg.contains("lambda_ent_main") && cfg.contains("lambda_cp"), "{cfg}");
 }
 
 #[test]

@@ -74,16 +74,54 @@ fn check(ds: &Dataset, i: usize) -> One {
                     }
                 }
             }
-            for &v in d.train_ids.as_raw() {
-                if (v as usize) < NUM_CLASSES {
-                    one.pixels[v as usize] += 1;
-                } else {
-                    one.ignored += 1;
-                }
-            }
+            one.ignored += count_classes(&d.train_ids, &mut one.pixels);
         }
     }
     one
+}
+
+/// Adds each trainId's pixels of `train_ids` to `pixels`; returns the ignored pixels.
+fn count_classes(train_ids: &image::GrayImage, pixels: &mut [u64; NUM_CLASSES]) -> u64 {
+    let mut ignored = 0;
+    for &v in train_ids.as_raw() {
+        match pixels.get_mut(v as usize) {
+            Some(n) => *n += 1,
+            None => ignored += 1,
+        }
+    }
+    ignored
+}
+
+/// Each class's share of the labelled pixels of `ds` (its labels at their own size, ignore
+/// left out): the source class ratio of ADVENT's class-ratio prior.
+pub fn class_ratio(ds: &Dataset) -> crate::error::Result<[f64; NUM_CLASSES]> {
+    let pb = ui::bar(ds.len() as u64, "classes");
+    let counts = (0..ds.len())
+        .into_par_iter()
+        .map(|i| {
+            let mut pixels = [0u64; NUM_CLASSES];
+            if let Some(d) = ds.load_label(i)? {
+                count_classes(&d.train_ids, &mut pixels);
+            }
+            pb.inc(1);
+            Ok(pixels)
+        })
+        .collect::<crate::error::Result<Vec<_>>>();
+    pb.finish_and_clear();
+    let mut total = [0u64; NUM_CLASSES];
+    for pixels in counts? {
+        for (t, n) in total.iter_mut().zip(pixels) {
+            *t += n;
+        }
+    }
+    let all: u64 = total.iter().sum();
+    if all == 0 {
+        return Err(crate::error::Error::format(
+            &ds.root,
+            format!("the {} dataset has no labelled pixels to count classes in", ds.kind),
+        ));
+    }
+    Ok(total.map(|n| n as f64 / all as f64))
 }
 
 pub fn validate(ds: &Dataset) -> Stats {

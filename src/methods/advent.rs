@@ -3,9 +3,14 @@
 //! - AdvEnt: AdaptSegNet's adversarial scheme with D on the weighted self-information maps
 //!   I = −P·log₂P / log₂C (one channel per class).
 //!
-//! Listing both (`methods = ["advent", "minent"]`) adds both terms in one run.
+//! - Class-ratio prior (`class_prior`, the paper's §3.3): a target image's mean probability of
+//!   each class should not fall below μ × the class's share of the source labels.
+//!
+//! Listing several (`methods = ["advent", "minent"]`, `["advent", "class_prior"]`) adds their
+//! terms in one run.
 use super::adversarial::{Discriminators, Gan};
-use super::method::{After, Method, Needs, Step, Terms};
+use super::method::{After, Before, Method, Needs, Step, Terms};
+use crate::data::classes::NUM_CLASSES;
 use crate::error::Result;
 use crate::nn::losses::{entropy_loss, probs, self_information};
 use burn::prelude::*;
@@ -106,6 +111,72 @@ impl Method for MinEnt {
     }
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassPriorParams {
+    /// Relaxes the prior: a class is held to μ × its source share (the paper's μ = 0.5).
+    pub mu: f64,
+    /// The term's weight (the paper does not state it; the reference code has no prior).
+    pub lambda_cp: f64,
+}
+
+impl Default for ClassPriorParams {
+    fn default() -> Self {
+        ClassPriorParams { mu: 0.5, lambda_cp: 1.0 }
+    }
+}
+
+/// ADVENT §3.3: entropy minimisation is drawn to the classes the model already favours, and a
+/// class the model is unsure of on the target can vanish from its predictions. The prior keeps
+/// every class present to some extent, without asking the target to match the source's mix.
+pub struct ClassPrior {
+    p: ClassPriorParams,
+    /// μ × the source class ratio, per class: counted from the source labels before the first
+    /// iteration (not when the method is built, so that building reads no data).
+    floor: Option<[f64; NUM_CLASSES]>,
+}
+
+impl ClassPrior {
+    pub fn new(p: ClassPriorParams) -> Self {
+        ClassPrior { p, floor: None }
+    }
+
+    fn of_ratio(p: ClassPriorParams, ratio: [f64; NUM_CLASSES]) -> Self {
+        let floor = Some(ratio.map(|r| p.mu * r));
+        ClassPrior { p, floor }
+    }
+}
+
+/// L_cp = Σ_c max(0, floor_c − E_pixels[P_c]), per image, averaged over the batch.
+pub fn class_prior_loss(prob: Tensor<4>, floor: &[f64]) -> Tensor<1> {
+    let [n, c, h, w] = prob.dims();
+    let mean = prob.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+    let floor: Vec<f32> = floor.iter().map(|&f| f as f32).collect();
+    let floor = Tensor::<2>::from_data(TensorData::new(floor, [1, c]), &mean.device()).expand([n, c]);
+    (floor - mean).clamp_min(0.0).sum_dim(1).mean()
+}
+
+impl Method for ClassPrior {
+    fn name(&self) -> &'static str {
+        "class_prior"
+    }
+    fn needs(&self) -> Needs {
+        Needs { source_ce: true, target: true, ..Default::default() }
+    }
+    fn before_step(&mut self, b: &Before) -> Result<Vec<(String, f64)>> {
+        if self.floor.is_none() {
+            let ratio = crate::data::validate::class_ratio(&b.cfg.source.open()?)?;
+            *self = Self::of_ratio(self.p.clone(), ratio);
+        }
+        Ok(vec![])
+    }
+    fn losses(&mut self, step: &mut Step) -> Result<Terms> {
+        let floor = self.floor.as_ref().expect("before_step counts the source classes");
+        let t = step.target_fwd();
+        Ok(vec![("cp".to_string(), class_prior_loss(probs(t.up.main), floor).mul_scalar(self.p.lambda_cp))])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +204,41 @@ mod tests {
         let grad: Vec<f32> = logits.grad(&g).unwrap().into_data().iter::<f32>().collect();
         // descending the entropy raises the largest logit and lowers the smallest
         assert!(grad[0] < 0.0 && grad[2] > 0.0, "{grad:?}");
+    }
+
+    #[test]
+    fn the_class_prior_by_hand() {
+        // two 1×2 images, 3 classes; floors 0.2, 0.1, 0.05
+        let d = Device::flex();
+        let p = vec![
+            0.9f32, 0.7, 0.1, 0.3, 0.0, 0.0, // image 0: means 0.8, 0.2, 0.0
+            0.1, 0.3, 0.2, 0.2, 0.7, 0.5, // image 1: means 0.2, 0.2, 0.6
+        ];
+        let p = Tensor::<4>::from_data(TensorData::new(p, [2, 3, 1, 2]), &d);
+        let l = value(&class_prior_loss(p, &[0.2, 0.1, 0.05]));
+        // image 0 misses class 2 by 0.05; image 1 is above every floor
+        assert!((l - 0.05 / 2.0).abs() < 1e-6, "{l}");
+    }
+
+    #[test]
+    fn the_class_prior_raises_a_class_below_its_floor_only() {
+        let d = Device::flex().autodiff();
+        // class 0 holds both pixels; class 2 is below its floor, class 1 above its own
+        let logits = vec![3.0f32, 3.0, 1.0, 1.0, -2.0, -2.0];
+        let logits = Tensor::<4>::from_data(TensorData::new(logits, [1, 3, 1, 2]), &d).require_grad();
+        let cp = ClassPrior::of_ratio(ClassPriorParams { mu: 0.5, lambda_cp: 1.0 }, {
+            let mut r = [0.0; NUM_CLASSES];
+            r[..3].copy_from_slice(&[0.4, 0.1, 0.5]);
+            r
+        });
+        let g = class_prior_loss(probs(logits.clone()), &cp.floor.unwrap()[..3]).backward();
+        let grad: Vec<f32> = logits.grad(&g).unwrap().into_data().iter::<f32>().collect();
+        // descending raises class 2's logits, lowers the others'
+        assert!(grad[4] < 0.0 && grad[5] < 0.0, "{grad:?}");
+        assert!(grad[0] > 0.0 && grad[2] > 0.0, "{grad:?}");
+        // with every class above its floor, the term is zero and pushes nothing
+        let none = ClassPrior::of_ratio(ClassPriorParams { mu: 0.0, lambda_cp: 1.0 }, [0.1; NUM_CLASSES]);
+        assert_eq!(value(&class_prior_loss(probs(logits.detach()), &none.floor.unwrap()[..3])), 0.0);
     }
 
     #[test]

@@ -53,6 +53,11 @@ const REGISTRY: &[Entry] = &[
         build: |c, _| Ok(Box::new(advent::MinEnt { p: c.method_params("minent")? })),
     },
     Entry {
+        name: "class_prior",
+        resolve: constants::<advent::ClassPriorParams>,
+        build: |c, _| Ok(Box::new(advent::ClassPrior::new(c.method_params("class_prior")?))),
+    },
+    Entry {
         name: "apoda",
         resolve: constants::<apoda::Params>,
         build: |c, d| Ok(Box::new(apoda::Apoda::new(c.method_params("apoda")?, c.model.feature_channels(), d))),

@@ -61,12 +61,13 @@ pub fn segda() -> std::process::Command {
 /// Every method, with the settings that reach its pseudo-labels, rounds and extra streams within
 /// a few iterations.
 #[allow(dead_code)] // not every test binary trains every method
-pub const METHODS: [(&str, &[&str]); 12] = [
+pub const METHODS: [(&str, &[&str]); 13] = [
     ("source_only", &[]),
     ("oracle", &[]),
     ("adaptsegnet", &[]),
     ("advent", &[]),
     ("minent", &[]),
+    ("class_prior", &[]),
     ("apoda", &[]),
     ("selftrain", &[]),
     ("t2s", &[]),
