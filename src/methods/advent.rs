@@ -140,11 +140,6 @@ impl ClassPrior {
     pub fn new(p: ClassPriorParams) -> Self {
         ClassPrior { p, floor: None }
     }
-
-    fn of_ratio(p: ClassPriorParams, ratio: [f64; NUM_CLASSES]) -> Self {
-        let floor = Some(ratio.map(|r| p.mu * r));
-        ClassPrior { p, floor }
-    }
 }
 
 /// L_cp = Σ_c max(0, floor_c − E_pixels[P_c]), per image, averaged over the batch.
@@ -166,7 +161,7 @@ impl Method for ClassPrior {
     fn before_step(&mut self, b: &Before) -> Result<Vec<(String, f64)>> {
         if self.floor.is_none() {
             let ratio = crate::data::validate::class_ratio(&b.cfg.source.open()?)?;
-            *self = Self::of_ratio(self.p.clone(), ratio);
+            self.floor = Some(ratio.map(|r| self.p.mu * r));
         }
         Ok(vec![])
     }
@@ -226,19 +221,15 @@ mod tests {
         // class 0 holds both pixels; class 2 is below its floor, class 1 above its own
         let logits = vec![3.0f32, 3.0, 1.0, 1.0, -2.0, -2.0];
         let logits = Tensor::<4>::from_data(TensorData::new(logits, [1, 3, 1, 2]), &d).require_grad();
-        let cp = ClassPrior::of_ratio(ClassPriorParams { mu: 0.5, lambda_cp: 1.0 }, {
-            let mut r = [0.0; NUM_CLASSES];
-            r[..3].copy_from_slice(&[0.4, 0.1, 0.5]);
-            r
-        });
-        let g = class_prior_loss(probs(logits.clone()), &cp.floor.unwrap()[..3]).backward();
+        // floors μ·p_s with μ = 0.5 and source shares 0.4, 0.1, 0.5
+        let floor = [0.2, 0.05, 0.25];
+        let g = class_prior_loss(probs(logits.clone()), &floor).backward();
         let grad: Vec<f32> = logits.grad(&g).unwrap().into_data().iter::<f32>().collect();
         // descending raises class 2's logits, lowers the others'
         assert!(grad[4] < 0.0 && grad[5] < 0.0, "{grad:?}");
         assert!(grad[0] > 0.0 && grad[2] > 0.0, "{grad:?}");
         // with every class above its floor, the term is zero and pushes nothing
-        let none = ClassPrior::of_ratio(ClassPriorParams { mu: 0.0, lambda_cp: 1.0 }, [0.1; NUM_CLASSES]);
-        assert_eq!(value(&class_prior_loss(probs(logits.detach()), &none.floor.unwrap()[..3])), 0.0);
+        assert_eq!(value(&class_prior_loss(probs(logits.detach()), &[0.0; 3])), 0.0);
     }
 
     #[test]
