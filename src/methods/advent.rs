@@ -57,7 +57,7 @@ pub struct AdvEnt {
 
 impl AdvEnt {
     pub fn new(p: AdvEntParams, levels: usize, device: &Device) -> Self {
-        let d = Discriminators::output_space_of_width(levels, crate::data::classes::NUM_CLASSES, p.ndf, p.gan, device);
+        let d = Discriminators::output_space_of_width(levels, NUM_CLASSES, p.ndf, p.gan, device);
         AdvEnt { p, d }
     }
 }

@@ -231,7 +231,7 @@ impl Method for Pit {
                 self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
             let mut labels = Vec::with_capacity(n * h * w);
-            let mut predicted = Vec::with_capacity(n * h * w);
+            let mut predicted = Vec::new();
             let mut kept = 0usize;
             for i in 0..n {
                 let (p_i, r_i) = (&pt[i * per..(i + 1) * per], &rel[i * per..(i + 1) * per]);
@@ -239,7 +239,9 @@ impl Method for Pit {
                 let mut area = vec![0f32; NUM_CLASSES];
                 for &(c, _) in &best {
                     area[c] += 1.0 / (h * w) as f32;
-                    predicted.push(c as i64);
+                }
+                if self.p.measure_pseudo {
+                    predicted.extend(best.iter().map(|&(c, _)| c as i64));
                 }
                 let hp = head.as_ref().map(|v| &v[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]);
                 let present = infer_present(hp, &area, self.p.head_weight, self.p.area_ref, self.p.present_threshold);
