@@ -445,6 +445,11 @@ fn measuring_pits_pseudo_labels_reads_the_target_labels_and_changes_nothing_else
     assert!(ra.iter().all(|r| r.starts_with("0 ")), "{ra:?}");
     assert!(rb.iter().all(|r| r.starts_with("2 ")), "{rb:?}");
     assert!(weights(&a, &["pit"], &data) == weights(&b, &["pit"], &data));
+    // the measured run keeps its per-class counts with its state, as a table too
+    let table = |run: &Path| std::fs::read_to_string(run.join("checkpoints/last/methods/pit/pit_pseudo_labels.md"));
+    assert!(table(&a).is_err(), "only a measured run writes the table");
+    let t = table(&b).unwrap();
+    assert!(t.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| class")).count() > 0, "{t}");
     // an unlabelled target (a folder of the same images) is no error: nothing to measure
     let images = tmp.path().join("unlabelled/images");
     std::fs::create_dir_all(&images).unwrap();

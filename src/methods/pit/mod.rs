@@ -7,9 +7,11 @@
 //! discriminator. Image-level categories (a multi-label head on pooled features, fused with the
 //! predicted areas) decide which classes a target image may contain; target pseudo-labels grow
 //! from confident seeds of those classes into neighbouring pixels related to the same pivot.
+mod audit;
 mod pivots;
 mod regions;
 
+use audit::Audit;
 use pivots::Pivots;
 use regions::image_logits;
 pub use regions::{argmax, expand_regions, infer_present, seed_thresholds};
@@ -116,6 +118,8 @@ pub struct Pit {
     /// With `measure_pseudo`: the last batch's pseudo-labels' and teacher's agreement with the
     /// target's labels (%).
     quality: Option<(Option<f64>, Option<f64>)>,
+    /// With `measure_pseudo`: per-class counts over the run (written with the state).
+    audit: Option<Audit>,
     /// The pseudo-labels' model, frozen (or averaged) together: the network, the image head and
     /// the pivots as they were at `pseudo_start`.
     teacher: Teacher,
@@ -136,6 +140,7 @@ impl Pit {
             d: Discriminators::output_space(1, NUM_CLASSES, super::adversarial::Gan::Vanilla, device),
             coverage: 0.0,
             quality: None,
+            audit: (p.pseudo_labels && p.measure_pseudo).then(Audit::new),
             teacher: Ema::new(),
             teacher_head: Ema::new(),
             teacher_pivots: None,
@@ -149,15 +154,21 @@ impl Pit {
     fn multi_hot(&self, y: &Tensor<3, Int>) -> Tensor<2> {
         let [n, h, w] = y.dims();
         let ids: Vec<i64> = y.clone().into_data().iter::<i64>().collect();
-        let mut counts = vec![0f32; n * NUM_CLASSES];
-        for (i, &v) in ids.iter().enumerate() {
+        let hot: Vec<f32> =
+            ids.chunks(h * w).flat_map(|img| self.contains(img)).map(|c| if c { 1.0 } else { 0.0 }).collect();
+        Tensor::from_data(TensorData::new(hot, [n, NUM_CLASSES]), &y.device())
+    }
+
+    /// The classes one image's labels contain: more than `min_fraction` of its pixels.
+    fn contains(&self, labels: &[i64]) -> Vec<bool> {
+        let mut counts = [0usize; NUM_CLASSES];
+        for &v in labels {
             if (0..NUM_CLASSES as i64).contains(&v) {
-                counts[(i / (h * w)) * NUM_CLASSES + v as usize] += 1.0;
+                counts[v as usize] += 1;
             }
         }
-        let min = (self.p.min_fraction * (h * w) as f64) as f32;
-        let hot: Vec<f32> = counts.iter().map(|&c| if c > min.max(0.0) && c > 0.0 { 1.0 } else { 0.0 }).collect();
-        Tensor::from_data(TensorData::new(hot, [n, NUM_CLASSES]), &y.device())
+        let min = (self.p.min_fraction * labels.len() as f64).max(0.0);
+        counts.iter().map(|&c| c > 0 && c as f64 > min).collect()
     }
 }
 
@@ -230,6 +241,10 @@ impl Method for Pit {
             let head: Option<Vec<f32>> =
                 self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
+            // the target's labels, when there are any to measure against
+            let host = |t: Tensor<3, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
+            let truth = tgt.y.as_ref().filter(|_| self.p.measure_pseudo).map(|gt| host(gt.clone()));
+            let [th, tw] = tgt.size();
             let mut labels = Vec::with_capacity(n * h * w);
             let mut predicted = Vec::new();
             let mut kept = 0usize;
@@ -245,6 +260,11 @@ impl Method for Pit {
                 }
                 let hp = head.as_ref().map(|v| &v[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]);
                 let present = infer_present(hp, &area, self.p.head_weight, self.p.area_ref, self.p.present_threshold);
+                if let Some(truth) = truth.as_ref().filter(|_| self.audit.is_some()) {
+                    let contains = self.contains(&truth[i * th * tw..(i + 1) * th * tw]);
+                    let by_head: Option<Vec<bool>> = hp.map(|v| v.iter().map(|&p| p >= 0.5).collect());
+                    self.audit.as_mut().expect("checked").add_image(&contains, &present, by_head.as_deref());
+                }
                 let grow = self.p.region_expansion.then_some(self.p.grow_threshold as f32);
                 let seeds = seed_thresholds(&best, NUM_CLASSES, self.p.seed_confidence as f32, self.p.seed_portion);
                 let l = expand_regions(&best, r_i, &present, w, &seeds, grow);
@@ -252,18 +272,16 @@ impl Method for Pit {
                 labels.extend(l.into_iter().map(|v| v as i64));
             }
             let small = Tensor::<3, Int>::from_data(TensorData::new(labels, [n, h, w]), &t.logits.main.device());
-            let [th, tw] = tgt.size();
             let y = crate::nn::losses::resize_labels(small, [th, tw]);
-            self.quality = match (&tgt.y, self.p.measure_pseudo) {
-                (Some(gt), true) => {
-                    let host = |t: Tensor<3, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
-                    let gt = host(gt.clone());
-                    let all = Tensor::<3, Int>::from_data(TensorData::new(predicted, [n, h, w]), &y.device());
-                    let all = crate::nn::losses::resize_labels(all, [th, tw]);
-                    Some((agreement(&host(y.clone()), &gt), agreement(&host(all), &gt)))
+            self.quality = truth.map(|gt| {
+                let pseudo = host(y.clone());
+                if let Some(audit) = self.audit.as_mut() {
+                    audit.add_pixels(&pseudo, &gt);
                 }
-                _ => None,
-            };
+                let all = Tensor::<3, Int>::from_data(TensorData::new(predicted, [n, h, w]), &y.device());
+                let all = crate::nn::losses::resize_labels(all, [th, tw]);
+                (agreement(&pseudo, &gt), agreement(&host(all), &gt))
+            });
             terms
                 .push(("pit_pseudo".to_string(), cross_entropy(t.up.main.clone(), y).mul_scalar(self.p.lambda_pseudo)));
             self.coverage = 100.0 * kept as f64 / (n * h * w) as f64;
@@ -296,6 +314,9 @@ impl Method for Pit {
             self.teacher_head.save(dir, "teacher_image_head")?;
             self.teacher_pivots.as_ref().expect("set with the teacher").save(&dir.join("teacher_pivots.json"))?;
         }
+        if let Some(audit) = &self.audit {
+            audit.save(dir)?;
+        }
         self.d.save(dir)
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
@@ -308,6 +329,9 @@ impl Method for Pit {
             let mut pv = self.pivots.clone();
             pv.load(&dir.join("teacher_pivots.json"))?;
             self.teacher_pivots = Some(pv);
+        }
+        if self.audit.is_some() {
+            self.audit = Some(Audit::load(dir)?.unwrap_or_else(Audit::new));
         }
         self.d.load(dir)
     }
