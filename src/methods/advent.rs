@@ -9,7 +9,7 @@
 //! Listing several (`methods = ["advent", "minent"]`, `["advent", "class_prior"]`) adds their
 //! terms in one run.
 use super::adversarial::{Discriminators, Gan};
-use super::method::{After, Before, Method, Needs, Step, Terms};
+use super::method::{stat, After, Before, Method, Needs, Step, Terms};
 use crate::data::classes::NUM_CLASSES;
 use crate::error::Result;
 use crate::nn::losses::{entropy_loss, probs, self_information};
@@ -118,11 +118,15 @@ pub struct ClassPriorParams {
     pub mu: f64,
     /// The term's weight (the paper does not state it; the reference code has no prior).
     pub lambda_cp: f64,
+    /// Measure which classes the prior holds up, against the target's labels when it has them
+    /// (a diagnostic; no loss reads them): logs `stat/cp_short` (classes below their floor, per
+    /// image) and `stat/cp_short_absent` (% of those the image's labels do not contain).
+    pub measure: bool,
 }
 
 impl Default for ClassPriorParams {
     fn default() -> Self {
-        ClassPriorParams { mu: 0.5, lambda_cp: 1.0 }
+        ClassPriorParams { mu: 0.5, lambda_cp: 1.0, measure: false }
     }
 }
 
@@ -134,12 +138,37 @@ pub struct ClassPrior {
     /// μ × the source class ratio, per class: counted from the source labels before the first
     /// iteration (not when the method is built, so that building reads no data).
     floor: Option<[f64; NUM_CLASSES]>,
+    /// With `measure`: the last batch's (image, class) pairs below the floor, per image, and the
+    /// share of them whose class the image does not contain (when the target has labels).
+    short: Option<(f64, Option<f64>)>,
 }
 
 impl ClassPrior {
     pub fn new(p: ClassPriorParams) -> Self {
-        ClassPrior { p, floor: None }
+        ClassPrior { p, floor: None, short: None }
     }
+}
+
+/// Which classes each image holds below its floor, from the images' mean probabilities ([N·K]
+/// row-major).
+pub fn below_floor(mean: &[f32], floor: &[f64]) -> Vec<Vec<bool>> {
+    mean.chunks(floor.len()).map(|m| m.iter().zip(floor).map(|(&p, &f)| (p as f64) < f).collect()).collect()
+}
+
+/// The (image, class) pairs below the floor per image, and the percentage of them whose class
+/// has no pixel in the image's `labels` (one slice per image; None without pairs or labels).
+pub fn shortfall(short: &[Vec<bool>], labels: Option<&[&[i64]]>) -> (f64, Option<f64>) {
+    let pairs: usize = short.iter().map(|s| s.iter().filter(|&&b| b).count()).sum();
+    let absent = labels.filter(|_| pairs > 0).map(|labels| {
+        let mut absent = 0usize;
+        for (s, l) in short.iter().zip(labels) {
+            for c in (0..s.len()).filter(|&c| s[c]) {
+                absent += usize::from(!l.contains(&(c as i64)));
+            }
+        }
+        100.0 * absent as f64 / pairs as f64
+    });
+    (pairs as f64 / short.len().max(1) as f64, absent)
 }
 
 /// L_cp = Σ_c max(0, floor_c − E_pixels[P_c]), per image, averaged over the batch.
@@ -156,7 +185,7 @@ impl Method for ClassPrior {
         "class_prior"
     }
     fn needs(&self) -> Needs {
-        Needs { source_ce: true, target: true, ..Default::default() }
+        Needs { source_ce: true, target: true, target_labels: self.p.measure, ..Default::default() }
     }
     fn before_step(&mut self, b: &Before) -> Result<Vec<(String, f64)>> {
         if self.floor.is_none() {
@@ -167,8 +196,23 @@ impl Method for ClassPrior {
     }
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {
         let floor = self.floor.as_ref().expect("before_step counts the source classes");
-        let t = step.target_fwd();
-        Ok(vec![("cp".to_string(), class_prior_loss(probs(t.up.main), floor).mul_scalar(self.p.lambda_cp))])
+        let prob = probs(step.target_fwd().up.main);
+        if self.p.measure {
+            let [n, c, h, w] = prob.dims();
+            let mean: Vec<f32> =
+                prob.clone().detach().reshape([n, c, h * w]).mean_dim(2).into_data().iter::<f32>().collect();
+            let labels: Option<Vec<i64>> =
+                step.target.and_then(|b| b.y.clone()).map(|y| y.into_data().iter::<i64>().collect());
+            let per_image: Option<Vec<&[i64]>> = labels.as_ref().map(|l| l.chunks(l.len() / n).collect());
+            self.short = Some(shortfall(&below_floor(&mean, floor), per_image.as_deref()));
+        }
+        Ok(vec![("cp".to_string(), class_prior_loss(prob, floor).mul_scalar(self.p.lambda_cp))])
+    }
+    fn after_step(&mut self, _: &mut After) -> Result<Vec<(String, f64)>> {
+        let Some((short, absent)) = self.short else { return Ok(vec![]) };
+        let mut out = vec![(stat("cp_short"), short)];
+        out.extend(absent.map(|a| (stat("cp_short_absent"), a)));
+        Ok(out)
     }
 }
 
@@ -230,6 +274,22 @@ mod tests {
         assert!(grad[0] > 0.0 && grad[2] > 0.0, "{grad:?}");
         // with every class above its floor, the term is zero and pushes nothing
         assert_eq!(value(&class_prior_loss(probs(logits.detach()), &[0.0; 3])), 0.0);
+    }
+
+    #[test]
+    fn the_prior_is_measured_against_the_images_labels_only_when_asked() {
+        // two images, 3 classes, floors 0.2 each: image 0 short of classes 1 and 2, image 1 of 0
+        let short = below_floor(&[0.8, 0.15, 0.05, 0.1, 0.5, 0.4], &[0.2; 3]);
+        assert_eq!(short, vec![vec![false, true, true], vec![true, false, false]]);
+        // image 0 contains class 1 but not 2; image 1 contains class 0: 1 of 3 pairs absent
+        let labels: [&[i64]; 2] = [&[0, 1, 1, 255], &[0, 2, 2, 2]];
+        let (per_image, absent) = shortfall(&short, Some(&labels));
+        assert_eq!(per_image, 1.5);
+        assert!((absent.unwrap() - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(shortfall(&short, None), (1.5, None), "no labels, nothing to compare");
+        assert_eq!(shortfall(&[vec![false; 3]], Some(&labels[..1])), (0.0, None), "no pair held up");
+        let needs = |measure| ClassPrior::new(ClassPriorParams { measure, ..Default::default() }).needs();
+        assert!(needs(true).target_labels && !needs(false).target_labels);
     }
 
     #[test]
