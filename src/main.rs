@@ -415,6 +415,7 @@ fn compare(a: &cli::EvalArgs) -> Result<i32> {
     if runs.is_empty() {
         bail!("none of the {} runs has an evaluation stored (eval/{which}.json)", a.run.len());
     }
+    segda::report::compare::one_run_per_seed(runs.iter().map(|r| (r.run.clone(), r.group.clone(), r.seed)))?;
     let p = match a.protocol {
         Some(n) => protocol(n)?,
         // the narrowest protocol among the runs (19 ⊃ 16 ⊃ 13): every run has scores for it

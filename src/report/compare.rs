@@ -34,6 +34,25 @@ impl RunScore {
     }
 }
 
+/// Seeds of one setting are told apart from other settings by name alone (`Config::label`): two
+/// runs with one name and one seed are two settings under one name (or one run listed twice by
+/// two paths), and would be averaged into one row. An error naming both.
+pub fn one_run_per_seed(runs: impl IntoIterator<Item = (PathBuf, String, u64)>) -> Result<()> {
+    let mut seen: BTreeMap<(String, u64), PathBuf> = BTreeMap::new();
+    for (run, group, seed) in runs {
+        if let Some(first) = seen.get(&(group.clone(), seed)) {
+            return Err(Error::Other(format!(
+                "{} and {} are both seed {seed} of `{group}`: they would be averaged as one setting; \
+                 name one of them apart (train it with --set name='\"…\"') or leave one out",
+                first.display(),
+                run.display()
+            )));
+        }
+        seen.insert((group, seed), run);
+    }
+    Ok(())
+}
+
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
@@ -189,11 +208,11 @@ impl Outcome {
 /// The outcomes of the runs under `dirs` (run directories or directories of runs) that have
 /// evaluated, for `outcome_table`.
 pub fn outcomes(dirs: &[PathBuf]) -> Result<Vec<Outcome>> {
-    crate::report::runs::run_dirs(dirs)?
-        .iter()
-        .filter(|d| d.join("eval/latest.json").is_file())
-        .map(|d| Outcome::load(d))
-        .collect()
+    let runs: Vec<PathBuf> =
+        crate::report::runs::run_dirs(dirs)?.into_iter().filter(|d| d.join("eval/latest.json").is_file()).collect();
+    let out: Vec<Outcome> = runs.iter().map(|d| Outcome::load(d)).collect::<Result<_>>()?;
+    one_run_per_seed(runs.into_iter().zip(&out).map(|(d, o)| (d, o.group.clone(), o.seed)))?;
+    Ok(out)
 }
 
 /// "mean ± std" of a few values (the value alone for one).
@@ -297,6 +316,15 @@ mod tests {
         assert_eq!(a["per_class"]["road"]["mean"], 85.0);
         assert!(a["per_class"].get("terrain").is_none(), "terrain is not a 16-protocol class");
         assert_eq!(v["narrower"]["13"][0]["per_class"].as_object().unwrap().len(), 13);
+    }
+
+    #[test]
+    fn two_runs_with_one_name_and_one_seed_are_an_error_naming_both() {
+        let run = |dir: &str, group: &str, seed| (PathBuf::from(dir), group.to_string(), seed);
+        let ok = [run("a/seed1", "pit", 1), run("a/seed2", "pit", 2), run("b/seed1", "so_cont", 1)];
+        one_run_per_seed(ok).unwrap();
+        let e = one_run_per_seed([run("a/seed1", "pit", 1), run("b/seed1", "pit", 1)]).unwrap_err().to_string();
+        assert!(e.contains("a/seed1") && e.contains("b/seed1") && e.contains("seed 1 of `pit`"), "{e}");
     }
 
     fn outcome(group: &str, seed: u64, last: f64) -> Outcome {

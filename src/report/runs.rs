@@ -156,7 +156,9 @@ pub fn load_all(args: &[PathBuf]) -> Result<Vec<RunData>> {
     if dirs.is_empty() {
         return Err(Error::Other("no run directories given".into()));
     }
-    dirs.iter().zip(labels(&dirs)).map(|(d, l)| RunData::load(d, l)).collect()
+    let runs: Vec<RunData> = dirs.iter().zip(labels(&dirs)).map(|(d, l)| RunData::load(d, l)).collect::<Result<_>>()?;
+    super::compare::one_run_per_seed(runs.iter().map(|r| (r.dir.clone(), r.method(), r.cfg.train.seed)))?;
+    Ok(runs)
 }
 
 #[cfg(test)]
