@@ -11,7 +11,7 @@
 use super::adversarial::{Discriminators, Gan};
 use super::method::{stat, After, Before, Method, Needs, Step, Terms};
 use crate::data::classes::NUM_CLASSES;
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
 use crate::nn::losses::{entropy_loss, probs, self_information};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -135,9 +135,10 @@ impl Default for ClassPriorParams {
 /// every class present to some extent, without asking the target to match the source's mix.
 pub struct ClassPrior {
     p: ClassPriorParams,
-    /// μ × the source class ratio, per class: counted from the source labels before the first
-    /// iteration (not when the method is built, so that building reads no data).
-    floor: Option<[f64; NUM_CLASSES]>,
+    /// The source class ratio: counted from the source labels before the first iteration (not
+    /// when the method is built, so that building reads no data), and kept with the run's state
+    /// so that a resumed run does not count again.
+    ratio: Option<[f64; NUM_CLASSES]>,
     /// With `measure`: the last batch's (image, class) pairs below the floor, per image, and the
     /// share of them whose class the image does not contain (when the target has labels).
     short: Option<(f64, Option<f64>)>,
@@ -145,7 +146,7 @@ pub struct ClassPrior {
 
 impl ClassPrior {
     pub fn new(p: ClassPriorParams) -> Self {
-        ClassPrior { p, floor: None, short: None }
+        ClassPrior { p, ratio: None, short: None }
     }
 }
 
@@ -188,14 +189,14 @@ impl Method for ClassPrior {
         Needs { source_ce: true, target: true, target_labels: self.p.measure, ..Default::default() }
     }
     fn before_step(&mut self, b: &Before) -> Result<Vec<(String, f64)>> {
-        if self.floor.is_none() {
-            let ratio = crate::data::validate::class_ratio(&b.cfg.source.open()?)?;
-            self.floor = Some(ratio.map(|r| self.p.mu * r));
+        if self.ratio.is_none() {
+            self.ratio = Some(crate::data::validate::class_ratio(&b.cfg.source.open()?)?);
         }
         Ok(vec![])
     }
     fn losses(&mut self, step: &mut Step) -> Result<Terms> {
-        let floor = self.floor.as_ref().expect("before_step counts the source classes");
+        let ratio = self.ratio.expect("before_step counts the source classes");
+        let floor = &ratio.map(|r| self.p.mu * r);
         let prob = probs(step.target_fwd().up.main);
         if self.p.measure {
             let [n, c, h, w] = prob.dims();
@@ -214,7 +215,28 @@ impl Method for ClassPrior {
         out.extend(absent.map(|a| (stat("cp_short_absent"), a)));
         Ok(out)
     }
+    fn save(&self, dir: &Path) -> Result<()> {
+        let Some(ratio) = &self.ratio else { return Ok(()) };
+        let p = dir.join(RATIO_FILE);
+        std::fs::write(&p, serde_json::to_string(&ratio.to_vec()).expect("json")).at(&p)
+    }
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        let p = dir.join(RATIO_FILE);
+        if !p.is_file() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&p).at(&p)?;
+        let v: Vec<f64> = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        let n = v.len();
+        let ratio: [f64; NUM_CLASSES] =
+            v.try_into().map_err(|_| Error::format(&p, format!("expected {NUM_CLASSES} class shares, found {n}")))?;
+        self.ratio = Some(ratio);
+        Ok(())
+    }
 }
+
+/// Where the source class ratio is kept with the method's state.
+const RATIO_FILE: &str = "source_class_ratio.json";
 
 #[cfg(test)]
 mod tests {
@@ -290,6 +312,27 @@ mod tests {
         assert_eq!(shortfall(&[vec![false; 3]], Some(&labels[..1])), (0.0, None), "no pair held up");
         let needs = |measure| ClassPrior::new(ClassPriorParams { measure, ..Default::default() }).needs();
         assert!(needs(true).target_labels && !needs(false).target_labels);
+    }
+
+    #[test]
+    fn the_source_class_ratio_is_kept_with_the_state_and_a_broken_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("segda-cp-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut a = ClassPrior::new(ClassPriorParams::default());
+        a.save(&dir).unwrap();
+        assert!(!dir.join(RATIO_FILE).exists(), "nothing counted, nothing saved");
+        let mut ratio = [0.0; NUM_CLASSES];
+        ratio[0] = 0.75;
+        ratio[13] = 0.25;
+        a.ratio = Some(ratio);
+        a.save(&dir).unwrap();
+        let mut b = ClassPrior::new(ClassPriorParams::default());
+        b.load(&dir).unwrap();
+        assert_eq!(b.ratio, Some(ratio), "a resumed run does not count again");
+        std::fs::write(dir.join(RATIO_FILE), "[0.5, 0.5]").unwrap();
+        let e = b.load(&dir).unwrap_err().to_string();
+        assert!(e.contains(RATIO_FILE) && e.contains("found 2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
