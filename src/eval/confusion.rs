@@ -11,12 +11,34 @@ use std::collections::BTreeMap;
 /// Rows: ground-truth trainId; columns: predicted trainId, plus one column for "void"
 /// predictions (any id outside the evaluated classes).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Counts")]
 pub struct Confusion {
     pub protocol: Protocol,
     counts: Vec<u64>,
 }
 
 const COLS: usize = NUM_CLASSES + 1;
+
+/// A confusion matrix as read from a file, before its shape is checked.
+#[derive(Deserialize)]
+struct Counts {
+    protocol: Protocol,
+    counts: Vec<u64>,
+}
+
+impl TryFrom<Counts> for Confusion {
+    type Error = String;
+    fn try_from(c: Counts) -> Result<Self, String> {
+        let want = NUM_CLASSES * COLS;
+        if c.counts.len() != want {
+            return Err(format!(
+                "expected {want} counts ({NUM_CLASSES} classes × {COLS} columns), found {}",
+                c.counts.len()
+            ));
+        }
+        Ok(Confusion { protocol: c.protocol, counts: c.counts })
+    }
+}
 
 impl Confusion {
     pub fn new(protocol: Protocol) -> Self {
@@ -45,11 +67,21 @@ impl Confusion {
         self.counts[gt * COLS + pred]
     }
 
+    /// The pixels of true class `c`, whatever was predicted (void included).
+    pub fn true_pixels(&self, c: usize) -> u64 {
+        (0..COLS).map(|p| self.get(c, p)).sum()
+    }
+
+    /// The pixels predicted `c`, over the evaluated true classes.
+    pub fn predicted_pixels(&self, c: usize) -> u64 {
+        (0..NUM_CLASSES).map(|g| self.get(g, c)).sum()
+    }
+
     /// IoU of trainId `c` in [0, 1]; None when the class is neither present nor predicted.
     pub fn iou(&self, c: usize) -> Option<f64> {
         let tp = self.get(c, c);
-        let fn_ = (0..COLS).map(|p| self.get(c, p)).sum::<u64>() - tp;
-        let fp = (0..NUM_CLASSES).map(|g| self.get(g, c)).sum::<u64>() - tp;
+        let fn_ = self.true_pixels(c) - tp;
+        let fp = self.predicted_pixels(c) - tp;
         let denom = tp + fp + fn_;
         (denom > 0).then(|| tp as f64 / denom as f64)
     }

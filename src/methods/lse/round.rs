@@ -164,8 +164,8 @@ fn class_table(labelled: &[u64; NUM_CLASSES], total: u64, gt: Option<&Confusion>
             let mut row = serde_json::json!({ "share": pct(labelled[c], total) });
             if let Some(m) = gt {
                 let tp = m.get(c, c);
-                row["precision"] = serde_json::json!(pct(tp, (0..NUM_CLASSES).map(|g| m.get(g, c)).sum()));
-                row["recall"] = serde_json::json!(pct(tp, (0..=NUM_CLASSES).map(|q| m.get(c, q)).sum()));
+                row["precision"] = serde_json::json!(pct(tp, m.predicted_pixels(c)));
+                row["recall"] = serde_json::json!(pct(tp, m.true_pixels(c)));
             }
             (crate::data::classes::CLASS_NAMES[c].to_string(), row)
         })

@@ -2,19 +2,20 @@
 //! target pixel, and how often the image-level inference finds the classes an image contains.
 //! Kept with the method's state (so a resumed run goes on counting) and written beside it as a
 //! table, `pit_pseudo_labels.md`.
-use crate::data::classes::{CLASS_NAMES, IGNORE, NUM_CLASSES};
+use crate::data::classes::{Protocol, CLASS_NAMES, IGNORE, NUM_CLASSES};
 use crate::error::{Error, IoContext, Result};
+use crate::eval::Confusion;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
 
-/// Column `NUM_CLASSES` of `confusion` counts the pixels left unlabelled.
+/// The confusion's void column: the pixels left unlabelled.
 const UNLABELLED: usize = NUM_CLASSES;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct Audit {
-    /// [true class][pseudo-label, or `UNLABELLED`]: pixel counts.
-    confusion: Vec<Vec<u64>>,
+    /// Rows the true class, columns the pseudo-label; unlabelled pixels in the void column.
+    confusion: Confusion,
     /// Per class: images that contain it, and of those how many the fused inference / the head
     /// alone (σ ≥ 0.5) says contain it; images without it, and of those the same two counts.
     presence: Vec<[u64; 6]>,
@@ -22,19 +23,13 @@ pub(super) struct Audit {
 
 impl Audit {
     pub(super) fn new() -> Self {
-        Audit { confusion: vec![vec![0; NUM_CLASSES + 1]; NUM_CLASSES], presence: vec![[0; 6]; NUM_CLASSES] }
+        Audit { confusion: Confusion::new(Protocol::P19), presence: vec![[0; 6]; NUM_CLASSES] }
     }
 
     /// One batch's pseudo-labels against the target's labels (same length, IGNORE = none).
     pub(super) fn add_pixels(&mut self, pseudo: &[i64], truth: &[i64]) {
-        let ignore = IGNORE as i64;
-        for (&p, &t) in pseudo.iter().zip(truth) {
-            if !(0..NUM_CLASSES as i64).contains(&t) {
-                continue;
-            }
-            let col = if p == ignore { UNLABELLED } else { p as usize };
-            self.confusion[t as usize][col] += 1;
-        }
+        let ids = |v: &[i64]| v.iter().map(|&x| u8::try_from(x).unwrap_or(IGNORE)).collect::<Vec<u8>>();
+        self.confusion.add(&ids(truth), &ids(pseudo));
     }
 
     /// One image: which classes it contains, which the fused inference and the head alone found.
@@ -57,27 +52,27 @@ impl Audit {
              images with it | found: fused / head % | images without it | found: fused / head % |\n\
              |---|---|---|---|---|---|---|---|---|---|\n",
         );
-        for c in 0..NUM_CLASSES {
-            let row = &self.confusion[c];
-            let total: u64 = row.iter().sum();
+        let m = &self.confusion;
+        for (c, name) in CLASS_NAMES.iter().enumerate() {
+            let total = m.true_pixels(c);
             let [with, wf, wh, without, of, oh] = self.presence[c];
             if total == 0 && with == 0 {
                 continue;
             }
-            let labelled = total - row[UNLABELLED];
-            let called: u64 = (0..NUM_CLASSES).map(|t| self.confusion[t][c]).sum();
-            let instead = (0..NUM_CLASSES).filter(|&k| k != c).max_by_key(|&k| (row[k], std::cmp::Reverse(k)));
+            let labelled = total - m.get(c, UNLABELLED);
+            let called = m.predicted_pixels(c);
+            let instead = (0..NUM_CLASSES).filter(|&k| k != c).max_by_key(|&k| (m.get(c, k), std::cmp::Reverse(k)));
             let instead = match instead {
-                Some(k) if row[k] > 0 => format!("{} {}", CLASS_NAMES[k], pct(row[k], total)),
+                Some(k) if m.get(c, k) > 0 => format!("{} {}", CLASS_NAMES[k], pct(m.get(c, k), total)),
                 _ => "–".to_string(),
             };
             let _ = writeln!(
                 s,
                 "| {} | {total} | {} | {} | {} | {instead} | {with} | {} / {} | {without} | {} / {} |",
-                CLASS_NAMES[c],
+                name,
                 pct(labelled, total),
-                pct(row[c], total),
-                pct(row[c], called),
+                pct(m.get(c, c), total),
+                pct(m.get(c, c), called),
                 pct(wf, with),
                 pct(wh, with),
                 pct(of, without),
@@ -105,10 +100,7 @@ impl Audit {
         }
         let text = std::fs::read_to_string(&p).at(&p)?;
         let a: Audit = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
-        if a.confusion.len() != NUM_CLASSES
-            || a.confusion.iter().any(|r| r.len() != NUM_CLASSES + 1)
-            || a.presence.len() != NUM_CLASSES
-        {
+        if a.presence.len() != NUM_CLASSES {
             return Err(Error::format(&p, format!("expected counts for {NUM_CLASSES} classes")));
         }
         Ok(Some(a))
@@ -124,11 +116,11 @@ mod tests {
         let (i, mut a) = (IGNORE as i64, Audit::new());
         // true: road road road car car ignore; pseudo: road car none car car road
         a.add_pixels(&[0, 13, i, 13, 13, 0], &[0, 0, 0, 13, 13, i]);
-        assert_eq!(a.confusion[0][0], 1);
-        assert_eq!(a.confusion[0][13], 1);
-        assert_eq!(a.confusion[0][UNLABELLED], 1);
-        assert_eq!(a.confusion[13][13], 2);
-        assert_eq!(a.confusion.iter().flatten().sum::<u64>(), 5, "the ignored pixel is not counted");
+        assert_eq!(a.confusion.get(0, 0), 1);
+        assert_eq!(a.confusion.get(0, 13), 1);
+        assert_eq!(a.confusion.get(0, UNLABELLED), 1);
+        assert_eq!(a.confusion.get(13, 13), 2);
+        assert_eq!(a.confusion.total(), 5, "the ignored pixel is not counted");
         let t = a.table();
         // road: 3 pixels, 2 labelled, 1 right; called road once, rightly; most often car instead
         assert!(t.contains("| road | 3 | 66.7 | 33.3 | 100.0 | car 33.3 |"), "{t}");
@@ -166,6 +158,11 @@ mod tests {
         std::fs::write(dir.join("pit_pseudo_labels.json"), "{\"confusion\": []}").unwrap();
         let e = Audit::load(&dir).unwrap_err().to_string();
         assert!(e.contains("pit_pseudo_labels.json"), "{e}");
+        // a confusion of the wrong shape is refused as it is read, naming the file
+        let short = "{\"confusion\": {\"protocol\": 19, \"counts\": [1, 2]}, \"presence\": []}";
+        std::fs::write(dir.join("pit_pseudo_labels.json"), short).unwrap();
+        let e = Audit::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("pit_pseudo_labels.json") && e.contains("found 2"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
