@@ -22,7 +22,7 @@ use super::self_training::{teacher_template, Ema, Teacher};
 use super::state::{load_module, load_optim, save_module, save_optim};
 use crate::config::{Config, TrainConfig};
 use crate::data::classes::{IGNORE, NUM_CLASSES};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::losses::{cross_entropy, probs, upsample};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -75,6 +75,10 @@ pub struct Params {
     /// Measure the pseudo-labels against the target's labels, when it has them (a diagnostic:
     /// logs `stat/pit_pseudo_precision` and `stat/pit_teacher_accuracy`; no loss reads them).
     pub measure_pseudo: bool,
+    /// An upper bound, not a method: each target image's classes are read from its labels
+    /// instead of inferred (needs a labelled target, as the built-in benchmark's). Measures what
+    /// a perfect image level could give the pseudo-labels.
+    pub oracle_presence: bool,
 }
 
 impl Default for Params {
@@ -101,6 +105,7 @@ impl Default for Params {
             pseudo_start: 0,
             teacher_alpha: 1.0,
             measure_pseudo: false,
+            oracle_presence: false,
         }
     }
 }
@@ -181,7 +186,7 @@ impl Method for Pit {
             source_ce: true,
             source: true,
             target: true,
-            target_labels: self.p.pseudo_labels && self.p.measure_pseudo,
+            target_labels: self.p.pseudo_labels && (self.p.measure_pseudo || self.p.oracle_presence),
             ..Default::default()
         }
     }
@@ -189,6 +194,12 @@ impl Method for Pit {
         let (s, t) = (step.source_fwd(), step.target_fwd());
         let (src, tgt) = (step.source.expect("source"), step.target.expect("target"));
         let ys = src.y.clone().expect("labelled source");
+        if self.p.pseudo_labels && self.p.oracle_presence && tgt.y.is_none() {
+            return Err(Error::config(
+                "method.pit.oracle_presence",
+                "reads each target image's classes from its labels, but the target has none",
+            ));
+        }
         self.pivots.update(s.feats.main.clone(), ys.clone(), self.p.pivot_momentum);
         let mut terms = Vec::new();
         if self.p.image_head {
@@ -243,7 +254,8 @@ impl Method for Pit {
             let per = NUM_CLASSES * h * w;
             // the target's labels, when there are any to measure against
             let host = |t: Tensor<3, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
-            let truth = tgt.y.as_ref().filter(|_| self.p.measure_pseudo).map(|gt| host(gt.clone()));
+            let truth =
+                tgt.y.as_ref().filter(|_| self.p.measure_pseudo || self.p.oracle_presence).map(|gt| host(gt.clone()));
             let [th, tw] = tgt.size();
             let mut labels = Vec::with_capacity(n * h * w);
             let mut predicted = Vec::new();
@@ -259,11 +271,14 @@ impl Method for Pit {
                     predicted.extend(best.iter().map(|&(c, _)| c as i64));
                 }
                 let hp = head.as_ref().map(|v| &v[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]);
-                let present = infer_present(hp, &area, self.p.head_weight, self.p.area_ref, self.p.present_threshold);
-                if let Some(truth) = truth.as_ref().filter(|_| self.audit.is_some()) {
-                    let contains = self.contains(&truth[i * th * tw..(i + 1) * th * tw]);
+                let contains = truth.as_ref().map(|truth| self.contains(&truth[i * th * tw..(i + 1) * th * tw]));
+                let present = match contains.as_ref().filter(|_| self.p.oracle_presence) {
+                    Some(c) => c.clone(),
+                    None => infer_present(hp, &area, self.p.head_weight, self.p.area_ref, self.p.present_threshold),
+                };
+                if let Some(contains) = contains.as_ref().filter(|_| self.audit.is_some()) {
                     let by_head: Option<Vec<bool>> = hp.map(|v| v.iter().map(|&p| p >= 0.5).collect());
-                    self.audit.as_mut().expect("checked").add_image(&contains, &present, by_head.as_deref());
+                    self.audit.as_mut().expect("checked").add_image(contains, &present, by_head.as_deref());
                 }
                 let grow = self.p.region_expansion.then_some(self.p.grow_threshold as f32);
                 let seeds = seed_thresholds(&best, NUM_CLASSES, self.p.seed_confidence as f32, self.p.seed_portion);
@@ -273,7 +288,7 @@ impl Method for Pit {
             }
             let small = Tensor::<3, Int>::from_data(TensorData::new(labels, [n, h, w]), &t.logits.main.device());
             let y = crate::nn::losses::resize_labels(small, [th, tw]);
-            self.quality = truth.map(|gt| {
+            self.quality = truth.filter(|_| self.p.measure_pseudo).map(|gt| {
                 let pseudo = host(y.clone());
                 if let Some(audit) = self.audit.as_mut() {
                     audit.add_pixels(&pseudo, &gt);
@@ -458,6 +473,40 @@ mod tests {
         let terms = pit.losses(&mut step).unwrap();
         assert!(terms.iter().any(|t| t.0 == "pit_pseudo"));
         assert!(pit.teacher.net.is_none(), "no teacher is kept");
+    }
+
+    #[test]
+    fn oracle_presence_keeps_only_the_classes_the_targets_labels_contain() {
+        let (d, cfg, net, src, tgt) = tiny(1);
+        let p = |oracle_presence| Params {
+            teacher_alpha: 0.0,
+            measure_pseudo: true,
+            oracle_presence,
+            seed_confidence: 0.0,
+            ..Default::default()
+        };
+        assert!(Pit::new(p(true), &cfg, &d).needs().target_labels);
+        let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
+        let err = Pit::new(p(true), &cfg, &d).losses(&mut step).expect_err("an unlabelled target").to_string();
+        assert!(err.contains("method.pit.oracle_presence"), "{err}");
+        // the target labelled all one class k: with the oracle every kept pseudo-label is k; the
+        // inferred presence keeps the network's other classes too
+        let precision = |oracle: bool, k: i64| {
+            let tgt = crate::methods::DomainBatch {
+                y: Some(Tensor::from_data(TensorData::new(vec![k; 64 * 64], [1, 64, 64]), &d)),
+                ..tgt.clone()
+            };
+            let mut pit = Pit::new(Params { present_threshold: 0.0, ..p(oracle) }, &cfg, &d);
+            let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
+            pit.losses(&mut step).unwrap();
+            let stats = pit.after_step(&mut After { it: 0, lr_d: 1e-4, lr: 0.01, grads: None }).unwrap();
+            stats.iter().find(|s| s.0 == stat("pit_pseudo_precision")).map(|s| s.1)
+        };
+        let (oracle, inferred): (Vec<_>, Vec<_>) =
+            (0..NUM_CLASSES as i64).map(|k| (precision(true, k), precision(false, k))).unzip();
+        assert!(oracle.iter().flatten().count() > 0, "some class seeds");
+        assert!(oracle.iter().flatten().all(|&v| v == 100.0), "{oracle:?}");
+        assert!(inferred.iter().flatten().any(|&v| v < 100.0), "{inferred:?}");
     }
 
     #[test]
