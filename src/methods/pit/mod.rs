@@ -252,7 +252,8 @@ impl Method for Pit {
             let head: Option<Vec<f32>> =
                 self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
-            // the target's labels, when there are any to measure against
+            // the target's labels, when there are any, to measure against or (oracle) to read each
+            // image's classes from
             let host = |t: Tensor<3, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
             let truth =
                 tgt.y.as_ref().filter(|_| self.p.measure_pseudo || self.p.oracle_presence).map(|gt| host(gt.clone()));
