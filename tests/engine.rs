@@ -563,6 +563,42 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_file() {
     assert!(code == Some(1) && err.contains("progress.json") && !err.contains("panicked"), "{code:?} {err}");
 }
 
+/// A run's digits do not depend on how many CPU threads compute them: the same weights on 1 and
+/// 3 threads. A full-width network, whose wide layers' GEMMs are the ones split across threads,
+/// and AdaptSegNet's discriminators.
+#[test]
+fn a_run_ends_with_the_same_weights_on_any_number_of_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_data(tmp.path());
+    let cfg = tmp.path().join("adapt.toml");
+    let c = tiny_config(
+        &data,
+        &["adaptsegnet"],
+        &[
+            "model.width_mult=1.0",
+            "model.output_stride=8",
+            "source.resize=[192, 104]",
+            "train.iters=20",
+            "train.eval_every=1000",
+        ],
+    );
+    std::fs::write(&cfg, c.to_toml()).unwrap();
+    let weights_on = |threads: &str| {
+        let out = tmp.path().join(format!("threads-{threads}"));
+        let status = train_command(&cfg, &out, false).env("RAYON_NUM_THREADS", threads).status().unwrap();
+        assert!(status.success());
+        let net = segda::engine::trainer::build_net(&c, &Device::flex(), false).unwrap();
+        let net = checkpoint::load_model(net, &out.join("checkpoints/last")).unwrap();
+        let mut v = Values::default();
+        net.visit(&mut v);
+        v.0.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+    };
+    let one = weights_on("1");
+    let three = weights_on("3");
+    let differ = one.iter().zip(&three).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 0, "{differ} of {} weights differ between 1 and 3 threads", one.len());
+}
+
 /// A real Ctrl-C (SIGINT to `segda train`) mid-run writes a checkpoint and exits 130; `--resume`
 /// then ends where the uninterrupted run ends, with every iteration logged once.
 #[cfg(unix)]

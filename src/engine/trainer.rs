@@ -79,11 +79,12 @@ fn augment(d: &DataConfig) -> Augment {
     Augment { resize: d.resize, crop: d.crop, flip: d.flip, upscale: None }
 }
 
-/// The comment that opens a run's config dump: what the config cannot say but the digits depend
-/// on. A CPU run is exact for a given thread count; another count sums in another order.
+/// The comment that opens a run's config dump: what the config cannot say. A CPU run's digits
+/// do not depend on the thread count (tests/engine.rs), only its seconds do; the kernels pick
+/// their SIMD code by the CPU, and another instruction set may sum in another order.
 pub fn run_header() -> String {
     format!(
-        "# segda {}, {} CPU threads (RAYON_NUM_THREADS): a CPU run repeats digit for digit on the same count\n",
+        "# segda {}, {} CPU threads (RAYON_NUM_THREADS): a CPU run repeats digit for digit on any count of the same CPU instruction set\n",
         env!("CARGO_PKG_VERSION"),
         rayon::current_num_threads()
     )

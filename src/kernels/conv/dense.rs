@@ -1,7 +1,7 @@
 //! Dense convolutions (groups = 1): banded im2col and one GEMM per band for the forward (written
 //! straight into the output planes) and the weight gradient; the input gradient at stride 1 as
 //! the forward convolution with the flipped kernel, otherwise GEMM and col2im.
-use super::gemm::{bias_planes, gemm_into, gemm_into_by_columns, Out};
+use super::gemm::{bias_planes, gemm_into, Out};
 use super::geometry::{for_each_band, phased_at, unphase, Geometry, Scratch};
 use crate::kernels::f32s;
 use burn::backend::ops::ModuleOps;
@@ -146,7 +146,7 @@ pub(super) fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
         // dw[co × k] += G[co × lc] · colsᵀ[lc × k]; G's rows are the full planes of batch b. The
         // first band's GEMM writes every value (no clearing pass), the others accumulate.
         let g = gs[(b * geo.co) * l + y0 * geo.ow..].as_ptr();
-        gemm_into_by_columns(
+        gemm_into(
             [geo.co, k, lc],
             Out { ptr: dw.as_mut_ptr(), row_stride: k, accumulate: b > 0 || y0 > 0 },
             (g, 1, l as isize),

@@ -1,6 +1,6 @@
 //! 1×1 convolutions at stride 1: on the NCHW planes a matrix product per image, both gradients
 //! GEMMs as well; no im2col, no col2im.
-use super::gemm::{bias_planes, gemm_into, gemm_into_by_columns, Out};
+use super::gemm::{bias_planes, gemm_into, Out};
 use super::geometry::Geometry;
 use burn::tensor::ops::ConvOptions;
 
@@ -58,7 +58,7 @@ pub(super) fn weight_grad(xs: &[f32], gs: &[f32], geo: &Geometry) -> Vec<f32> {
     let mut dw: Vec<f32> = Vec::with_capacity(len);
     for b in 0..geo.n {
         // the first GEMM writes every value (no clearing pass), the others accumulate
-        gemm_into_by_columns(
+        gemm_into(
             [geo.co, geo.c, l],
             Out { ptr: dw.as_mut_ptr(), row_stride: geo.c, accumulate: b > 0 },
             (gs[b * geo.co * l..].as_ptr(), 1, l as isize),
