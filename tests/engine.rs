@@ -564,8 +564,9 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_file() {
 }
 
 /// A run's digits do not depend on how many CPU threads compute them: the same weights on 1 and
-/// 3 threads. A full-width network, whose wide layers' GEMMs are the ones split across threads,
-/// and AdaptSegNet's discriminators.
+/// 3 threads. A full-width network at the protocol's input size (wide layers, long sums over
+/// positions) and AdaptSegNet's discriminators. (The GEMM's own test in `kernels::conv::gemm`
+/// is the one shown to fail on a split that followed the thread count.)
 #[test]
 fn a_run_ends_with_the_same_weights_on_any_number_of_threads() {
     let tmp = tempfile::tempdir().unwrap();
