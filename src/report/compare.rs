@@ -186,6 +186,22 @@ pub struct Outcome {
     pub best: f64,
     /// Mean seconds per training iteration, and of those waiting for data (from `metrics.jsonl`).
     pub seconds: Option<(f64, f64)>,
+    /// What the run started from (`start`): a difference to the baseline is paired only between
+    /// runs that started from the same model.
+    pub start: String,
+}
+
+/// What a run started from, for pairing: the stage (its experiment, checkpoint and overrides;
+/// the seed is paired apart) or the weights of `train.init_from`, or else the network's own
+/// initialisation (`model.init`).
+fn start(cfg: &Config) -> String {
+    match &cfg.train.init_from {
+        Some(crate::config::InitFrom::Stage(st)) => {
+            format!("stage {} {} {:?}", st.experiment.display(), st.checkpoint, st.set)
+        }
+        Some(crate::config::InitFrom::Weights(p)) => format!("weights {}", p.display()),
+        None => format!("model.init {:?}", cfg.model.init),
+    }
 }
 
 impl Outcome {
@@ -194,6 +210,7 @@ impl Outcome {
         let best = RunScore::load(run, "best")?;
         let finished = crate::engine::checkpoint::finished(run);
         let seconds = crate::engine::log::mean_seconds(&crate::engine::log::read_metrics(run)?);
+        let cfg = Config::load(&run.join("config.toml"), &[])?;
         Ok(Outcome {
             group: last.group,
             seed: last.seed,
@@ -201,6 +218,7 @@ impl Outcome {
             last: last.report.miou,
             best: best.report.miou,
             seconds,
+            start: start(&cfg),
         })
     }
 }
@@ -229,8 +247,9 @@ fn mean_pm(v: &[f64]) -> String {
 
 /// The adaptation table: per setting its seeds, final and best mIoU (mean ± std, each seed's
 /// final / best), with a `baseline` the final mIoU's difference to the baseline run of the same
-/// seed (paired: the same starting model) as mean ± std, and seconds per iteration (of which
-/// waiting for data). Unfinished runs are marked `*`.
+/// seed as mean ± std — paired, so only where both started from the same model ("–" for a
+/// setting that started elsewhere, as the oracle or the stage itself) — and seconds per
+/// iteration (of which waiting for data). Unfinished runs are marked `*`.
 pub fn outcome_table(runs: &[Outcome], baseline: Option<&[Outcome]>) -> String {
     let mut groups: BTreeMap<&str, Vec<&Outcome>> = BTreeMap::new();
     for r in runs {
@@ -260,8 +279,10 @@ pub fn outcome_table(runs: &[Outcome], baseline: Option<&[Outcome]>) -> String {
             seeds.join(", ")
         ));
         if let Some(base) = baseline {
-            let gains: Vec<f64> =
-                rs.iter().filter_map(|r| base.iter().find(|b| b.seed == r.seed).map(|b| r.last - b.last)).collect();
+            let gains: Vec<f64> = rs
+                .iter()
+                .filter_map(|r| base.iter().find(|b| b.seed == r.seed && b.start == r.start).map(|b| r.last - b.last))
+                .collect();
             out.push_str(&format!(" {} |", if base_name.as_deref() == Some(g) { "–".into() } else { mean_pm(&gains) }));
         }
         let times: Vec<(f64, f64)> = rs.iter().filter_map(|r| r.seconds).collect();
@@ -328,7 +349,15 @@ mod tests {
     }
 
     fn outcome(group: &str, seed: u64, last: f64) -> Outcome {
-        Outcome { group: group.into(), seed, finished: seed != 3, last, best: last + 1.0, seconds: Some((0.5, 0.1)) }
+        Outcome {
+            group: group.into(),
+            seed,
+            finished: seed != 3,
+            last,
+            best: last + 1.0,
+            seconds: Some((0.5, 0.1)),
+            start: format!("stage seed{seed}"),
+        }
     }
 
     /// The paired difference is taken seed by seed (not the difference of the means), and a run
@@ -341,5 +370,9 @@ mod tests {
         assert!(t.contains("final − so_cont (paired)"), "{t}");
         // seeds 1 and 2 pair up: gains 2 and 3; seed 3 has no baseline run
         assert!(t.contains("| apoda | 3 | 28.33 ± 19.55 | 29.33 ± 19.55 | 12.0 / 13.0, 23.0 / 24.0, 50.0 / 51.0* | 2.50 ± 0.71 | 0.500 (0.100) |"), "{t}");
+        // a setting that started from another model (the oracle, from ImageNet) is not paired
+        let oracle = [Outcome { start: "model.init imagenet".into(), ..outcome("oracle", 1, 30.0) }];
+        let t = outcome_table(&oracle, Some(&base));
+        assert!(t.contains("| oracle | 1 | 30.00 | 31.00 | 30.0 / 31.0 | – | 0.500 (0.100) |"), "{t}");
     }
 }
