@@ -277,8 +277,8 @@ pub struct SweepArgs {
     /// every run that names the same stage; default: stages/ beside --out.
     #[arg(long, value_name = "DIR")]
     pub stages: Option<PathBuf>,
-    /// A sweep of the baseline (e.g. runs/so_cont): print each seed's difference to it (paired
-    /// by seed: the same starting model) and their mean ± std.
+    /// A sweep of the baseline (e.g. runs/so_cont): print each seed's difference to it and their
+    /// mean ± std, paired by seed between runs that started from the same model.
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
     /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
@@ -299,7 +299,8 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 3)]
     pub images: usize,
     /// A baseline's runs (e.g. runs/adapt/so_cont): the table printed on stdout gains each
-    /// setting's difference to it, paired by seed (the same starting model), as mean ± std.
+    /// setting's difference to it, paired by seed, as mean ± std; only between runs that started
+    /// from the same model ("–" for a setting that started elsewhere).
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
     /// cpu; cuda:N (built with --features cuda); wgpu, wgpu:N, wgpu:integrated:N or wgpu:cpu
