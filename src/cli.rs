@@ -298,6 +298,11 @@ pub struct ReportArgs {
     /// Validation images per run in the prediction grid (0: none).
     #[arg(long, default_value_t = 3)]
     pub images: usize,
+    /// Name the runs in DIR (a directory given, or one inside it) NAME in the tables, instead of
+    /// by their config's `name`; repeatable. For runs of one config made under different code
+    /// or settings, which would otherwise be one setting.
+    #[arg(long, value_name = "DIR=NAME")]
+    pub label: Vec<segda::report::runs::Relabel>,
     /// A baseline's runs (e.g. runs/adapt/so_cont): the table printed on stdout gains each
     /// setting's difference to it, paired by seed, as mean ± std; only between runs that started
     /// from the same model ("–" for a setting that started elsewhere).

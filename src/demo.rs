@@ -69,7 +69,7 @@ pub fn run(out: &Path, iters: Option<u64>, device: Device) -> Result<()> {
     let page = crate::report::write_report(
         std::slice::from_ref(&run_dir),
         &out.join("report.html"),
-        &crate::report::ReportOptions { images: 3, device },
+        &crate::report::ReportOptions { images: 3, device, relabel: vec![] },
     )?;
     println!("report: {}", page.display());
     // the adaptation protocol of docs/benchmarks.md: its configs read the benchmark from data/synth

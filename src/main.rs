@@ -197,15 +197,15 @@ fn run(cli: Cli) -> Result<i32> {
             }
             println!("{}", segda::report::compare::markdown(&runs, runs[0].report.protocol));
             let dirs: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
-            let baseline = a.baseline.as_ref().map(|b| outcomes(std::slice::from_ref(b))).transpose()?;
-            println!("{}", outcome_table(&outcomes(&dirs)?, baseline.as_deref()));
+            let baseline = a.baseline.as_ref().map(|b| outcomes(std::slice::from_ref(b), &[])).transpose()?;
+            println!("{}", outcome_table(&outcomes(&dirs, &[])?, baseline.as_deref()));
             if a.only.is_some() {
                 return Ok(0); // one seed of several: the report waits for the whole sweep
             }
             let page = segda::report::write_report(
                 &dirs,
                 &a.out.join("report.html"),
-                &segda::report::ReportOptions { images: 3, device: device(&a.device)? },
+                &segda::report::ReportOptions { images: 3, device: device(&a.device)?, relabel: vec![] },
             )?;
             println!("report: {}", page.display());
             Ok(0)
@@ -214,12 +214,16 @@ fn run(cli: Cli) -> Result<i32> {
             let page = segda::report::write_report(
                 &a.runs,
                 &a.out,
-                &segda::report::ReportOptions { images: a.images, device: device(&a.device)? },
+                &segda::report::ReportOptions {
+                    images: a.images,
+                    device: device(&a.device)?,
+                    relabel: a.label.clone(),
+                },
             )?;
             // the runs that have evaluated, as the adaptation tables of docs/benchmarks.md show them
-            let runs = outcomes(&a.runs)?;
+            let runs = outcomes(&a.runs, &a.label)?;
             if !runs.is_empty() {
-                let baseline = a.baseline.as_ref().map(|b| outcomes(std::slice::from_ref(b))).transpose()?;
+                let baseline = a.baseline.as_ref().map(|b| outcomes(std::slice::from_ref(b), &a.label)).transpose()?;
                 println!("{}", outcome_table(&runs, baseline.as_deref()));
             }
             println!("wrote {}", page.display());

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn opts(images: usize) -> ReportOptions {
-    ReportOptions { images, device: Device::flex() }
+    ReportOptions { images, device: Device::flex(), relabel: vec![] }
 }
 
 fn report(args: &[PathBuf], images: usize) -> String {
@@ -138,6 +138,30 @@ fn many_runs_render_grouped_by_method_with_the_best_highlighted() {
     }
     // no image section was asked for
     assert!(!html.contains("id=\"images\""));
+}
+
+/// Two sweeps of one config (one name, the same seeds) are one setting twice: an error naming
+/// both, until `--label` names one of them apart; a label that holds no run is an error too.
+#[test]
+fn label_names_runs_of_one_config_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (dir, scale) in [("before", 1.0), ("after", 1.3)] {
+        for seed in 1..=2 {
+            fake_run(&tmp.path().join(dir).join(format!("seed{seed}")), "advent", seed, scale);
+        }
+    }
+    let args: Vec<PathBuf> = ["before", "after"].iter().map(|d| tmp.path().join(d)).collect();
+    let out = tmp.path().join("r.html");
+    let e = write_report(&args, &out, &opts(0)).unwrap_err().to_string();
+    assert!(e.contains("before/seed1") && e.contains("after/seed1") && e.contains("--label"), "{e}");
+    let relabel = |dir: &str, name: &str| format!("{}={name}", tmp.path().join(dir).display()).parse().unwrap();
+    let labelled = ReportOptions { relabel: vec![relabel("before", "advent_before")], ..opts(0) };
+    let html = std::fs::read_to_string(write_report(&args, &out, &labelled).unwrap()).unwrap();
+    assert!(html.contains("4 runs · 2 methods"), "{}", &html[..600]);
+    assert!(html.contains("advent_before") && html.contains("advent"));
+    let typo = ReportOptions { relabel: vec![relabel("befor", "x")], ..opts(0) };
+    let e = write_report(&args, &out, &typo).unwrap_err().to_string();
+    assert!(e.contains("befor") && e.contains("no run"), "{e}");
 }
 
 /// Four tiny trained runs (trained once per test process): source_only seeds 1 and 2, minent,

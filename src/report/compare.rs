@@ -3,6 +3,7 @@ use crate::config::Config;
 use crate::data::classes::{Protocol, CLASS_NAMES};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::EvalReport;
+use crate::report::runs::{relabelled, Relabel};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +44,8 @@ pub fn one_run_per_seed(runs: impl IntoIterator<Item = (PathBuf, String, u64)>) 
         if let Some(first) = seen.get(&(group.clone(), seed)) {
             return Err(Error::Other(format!(
                 "{} and {} are both seed {seed} of `{group}`: they would be averaged as one setting; \
-                 name one of them apart (train it with --set name='\"…\"') or leave one out",
+                 name one of them apart (`segda report --label DIR=NAME`, or train it with \
+                 --set name='\"…\"') or leave one out",
                 first.display(),
                 run.display()
             )));
@@ -224,11 +226,16 @@ impl Outcome {
 }
 
 /// The outcomes of the runs under `dirs` (run directories or directories of runs) that have
-/// evaluated, for `outcome_table`.
-pub fn outcomes(dirs: &[PathBuf]) -> Result<Vec<Outcome>> {
+/// evaluated, for `outcome_table`, renamed by `relabel` (`--label`).
+pub fn outcomes(dirs: &[PathBuf], relabel: &[Relabel]) -> Result<Vec<Outcome>> {
     let runs: Vec<PathBuf> =
         crate::report::runs::run_dirs(dirs)?.into_iter().filter(|d| d.join("eval/latest.json").is_file()).collect();
-    let out: Vec<Outcome> = runs.iter().map(|d| Outcome::load(d)).collect::<Result<_>>()?;
+    let mut out: Vec<Outcome> = runs.iter().map(|d| Outcome::load(d)).collect::<Result<_>>()?;
+    for (d, o) in runs.iter().zip(out.iter_mut()) {
+        if let Some(name) = relabelled(d, relabel) {
+            o.group = name;
+        }
+    }
     one_run_per_seed(runs.into_iter().zip(&out).map(|(d, o)| (d, o.group.clone(), o.seed)))?;
     Ok(out)
 }

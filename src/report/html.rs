@@ -18,6 +18,8 @@ pub struct ReportOptions {
     pub images: usize,
     /// Where the grid's predictions run.
     pub device: Device,
+    /// `--label DIR=NAME`: settings named by directory instead of by their config's `name`.
+    pub relabel: Vec<super::runs::Relabel>,
 }
 
 /// A run's grid, or why it has none (shown on the page instead of failing the report).
@@ -25,7 +27,7 @@ pub type Grid = std::result::Result<Vec<GridRow>, String>;
 
 /// Read the runs (directories, or parents of run directories), predict their grids, write `out`.
 pub fn write_report(args: &[PathBuf], out: &Path, opts: &ReportOptions) -> Result<PathBuf> {
-    let runs = load_all(args)?;
+    let runs = load_all(args, &opts.relabel)?;
     let mut grids = Vec::new();
     if opts.images > 0 {
         for r in &runs {

@@ -150,21 +150,89 @@ pub fn labels(dirs: &[PathBuf]) -> Vec<String> {
     parts.iter().map(|p| p[common.min(p.len().saturating_sub(1))..].join("/")).collect()
 }
 
-/// Load every run named on the command line (errors name the offending path).
-pub fn load_all(args: &[PathBuf]) -> Result<Vec<RunData>> {
+/// `--label DIR=NAME`: the runs under DIR are the setting NAME in the tables, whatever their
+/// config's `name` (which the tables group by otherwise).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Relabel {
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+impl std::str::FromStr for Relabel {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Relabel, String> {
+        match s.rsplit_once('=') {
+            Some((dir, name)) if !dir.is_empty() && !name.trim().is_empty() => {
+                Ok(Relabel { dir: PathBuf::from(dir), name: name.trim().to_string() })
+            }
+            _ => Err(format!("`{s}`: expected DIR=NAME, e.g. runs/adapt/pit_old=pit_before")),
+        }
+    }
+}
+
+/// A path's components without `.`, so that `./runs/a` and `runs/a` compare equal.
+fn plain(p: &Path) -> PathBuf {
+    p.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+}
+
+/// The setting name `relabel` gives the run in `dir`, if any (the deepest DIR that holds it).
+pub fn relabelled(dir: &Path, relabel: &[Relabel]) -> Option<String> {
+    relabel
+        .iter()
+        .filter(|r| plain(dir).starts_with(plain(&r.dir)))
+        .max_by_key(|r| plain(&r.dir).components().count())
+        .map(|r| r.name.clone())
+}
+
+/// Every `--label` must name a directory that holds one of the runs: a typo is an error, not a
+/// silently ignored label.
+pub fn check_relabel(dirs: &[PathBuf], relabel: &[Relabel]) -> Result<()> {
+    for r in relabel {
+        if !dirs.iter().any(|d| plain(d).starts_with(plain(&r.dir))) {
+            return Err(Error::format(&r.dir, format!("--label {}: no run given lies in this directory", r.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Load every run named on the command line (errors name the offending path), renamed by
+/// `relabel`.
+pub fn load_all(args: &[PathBuf], relabel: &[Relabel]) -> Result<Vec<RunData>> {
     let dirs = run_dirs(args)?;
     if dirs.is_empty() {
         return Err(Error::Other("no run directories given".into()));
     }
-    let runs: Vec<RunData> = dirs.iter().zip(labels(&dirs)).map(|(d, l)| RunData::load(d, l)).collect::<Result<_>>()?;
+    check_relabel(&dirs, relabel)?;
+    let mut runs: Vec<RunData> =
+        dirs.iter().zip(labels(&dirs)).map(|(d, l)| RunData::load(d, l)).collect::<Result<_>>()?;
+    for r in &mut runs {
+        if let Some(name) = relabelled(&r.dir, relabel) {
+            r.cfg.name = Some(name);
+        }
+    }
     super::compare::one_run_per_seed(runs.iter().map(|r| (r.dir.clone(), r.method(), r.cfg.train.seed)))?;
     Ok(runs)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::labels;
-    use std::path::PathBuf;
+    use super::{labels, relabelled, Relabel};
+    use std::path::{Path, PathBuf};
+
+    /// `DIR=NAME` parses (the last `=` splits, so a directory may hold one); the deepest
+    /// directory that holds a run names it, with or without a leading `./`.
+    #[test]
+    fn a_label_names_the_runs_in_its_directory() {
+        let r: Vec<Relabel> = ["runs/a=x", "./runs/a/b=y", "runs/c=d=z"].iter().map(|s| s.parse().unwrap()).collect();
+        assert_eq!(r[2], Relabel { dir: PathBuf::from("runs/c=d"), name: "z".into() });
+        assert_eq!(relabelled(Path::new("runs/a/seed1"), &r).as_deref(), Some("x"));
+        assert_eq!(relabelled(Path::new("runs/a/b/seed1"), &r).as_deref(), Some("y"));
+        assert_eq!(relabelled(Path::new("./runs/a/seed2"), &r).as_deref(), Some("x"));
+        assert_eq!(relabelled(Path::new("runs/ab/seed1"), &r), None, "whole components only");
+        for bad in ["runs/a", "=x", "runs/a="] {
+            assert!(bad.parse::<Relabel>().unwrap_err().contains("DIR=NAME"), "{bad}");
+        }
+    }
 
     #[test]
     fn labels_drop_the_shared_parent() {
