@@ -211,13 +211,18 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Report(a) => {
+            // a label may name the baseline's runs too; the page shows the runs given
+            let given = segda::report::runs::run_dirs(&a.runs)?;
+            let base =
+                a.baseline.as_ref().map(|b| segda::report::runs::run_dirs(std::slice::from_ref(b))).transpose()?;
+            segda::report::runs::check_relabel(&[given.clone(), base.unwrap_or_default()].concat(), &a.label)?;
             let page = segda::report::write_report(
                 &a.runs,
                 &a.out,
                 &segda::report::ReportOptions {
                     images: a.images,
                     device: device(&a.device)?,
-                    relabel: a.label.clone(),
+                    relabel: a.label.iter().filter(|l| segda::report::runs::holds_a_run(l, &given)).cloned().collect(),
                 },
             )?;
             // the runs that have evaluated, as the adaptation tables of docs/benchmarks.md show them

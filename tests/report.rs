@@ -257,6 +257,23 @@ fn segda_report_and_multi_run_eval_on_the_command_line() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // --label may name the baseline's runs as well as the runs shown
+    let o = segda()
+        .arg("report")
+        .arg(runs.join("mi"))
+        .arg("--baseline")
+        .arg(runs.join("so"))
+        .arg("--label")
+        .arg(format!("{}=base", runs.join("so").display()))
+        .arg("--label")
+        .arg(format!("{}=mine", runs.join("mi").display()))
+        .arg("--out")
+        .arg(&page)
+        .args(["--images", "0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("final − base (paired)") && stdout.contains("| mine | 1 |"), "{stdout}");
 
     let run_args = |c: &mut std::process::Command| {
         for r in ["so/seed1", "so/seed2", "mi/seed1"] {

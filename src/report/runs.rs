@@ -184,11 +184,16 @@ pub fn relabelled(dir: &Path, relabel: &[Relabel]) -> Option<String> {
         .map(|r| r.name.clone())
 }
 
+/// Whether the label's directory holds one of the runs in `dirs`.
+pub fn holds_a_run(r: &Relabel, dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|d| plain(d).starts_with(plain(&r.dir)))
+}
+
 /// Every `--label` must name a directory that holds one of the runs: a typo is an error, not a
 /// silently ignored label.
 pub fn check_relabel(dirs: &[PathBuf], relabel: &[Relabel]) -> Result<()> {
     for r in relabel {
-        if !dirs.iter().any(|d| plain(d).starts_with(plain(&r.dir))) {
+        if !holds_a_run(r, dirs) {
             return Err(Error::format(&r.dir, format!("--label {}: no run given lies in this directory", r.name)));
         }
     }
