@@ -62,6 +62,19 @@ pub const NUM_LABEL_IDS: usize = 34;
 pub const HAS_INSTANCES: [u8; 10] = [24, 25, 26, 27, 28, 29, 30, 31, 32, 33];
 
 /// labelId → trainId (255 for every id that is not evaluated, including ids ≥ 34).
+/// The classes one image's trainId labels contain: more than `min_fraction` of its pixels (and
+/// at least one; ignored and unknown ids count toward the pixels, not toward a class).
+pub fn classes_in(labels: &[i64], min_fraction: f64) -> [bool; NUM_CLASSES] {
+    let mut counts = [0usize; NUM_CLASSES];
+    for &v in labels {
+        if (0..NUM_CLASSES as i64).contains(&v) {
+            counts[v as usize] += 1;
+        }
+    }
+    let min = (min_fraction * labels.len() as f64).max(0.0);
+    counts.map(|c| c > 0 && c as f64 > min)
+}
+
 pub fn label_id_to_train_id(id: u8) -> u8 {
     TRAIN_TO_LABEL_ID.iter().position(|&l| l == id).map_or(IGNORE, |t| t as u8)
 }

@@ -163,9 +163,8 @@ pub fn shortfall(short: &[Vec<bool>], labels: Option<&[&[i64]]>) -> (f64, Option
     let absent = labels.filter(|_| pairs > 0).map(|labels| {
         let mut absent = 0usize;
         for (s, l) in short.iter().zip(labels) {
-            for c in (0..s.len()).filter(|&c| s[c]) {
-                absent += usize::from(!l.contains(&(c as i64)));
-            }
+            let present = crate::data::classes::classes_in(l, 0.0);
+            absent += (0..s.len()).filter(|&c| s[c] && !present[c]).count();
         }
         100.0 * absent as f64 / pairs as f64
     });

@@ -20,7 +20,11 @@ pub struct RunScore {
 
 impl RunScore {
     pub fn load(run: &Path, which: &str) -> Result<RunScore> {
-        let cfg = Config::load(&run.join("config.toml"), &[])?;
+        Self::read(run, &Config::load(&run.join("config.toml"), &[])?, which)
+    }
+
+    /// `load` with the run's config already read.
+    pub fn read(run: &Path, cfg: &Config, which: &str) -> Result<RunScore> {
         let p = run.join("eval").join(format!("{which}.json"));
         let text = std::fs::read_to_string(&p).at(&p)?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
@@ -208,11 +212,11 @@ fn start(cfg: &Config) -> String {
 
 impl Outcome {
     pub fn load(run: &Path) -> Result<Outcome> {
-        let last = RunScore::load(run, "latest")?;
-        let best = RunScore::load(run, "best")?;
+        let cfg = Config::load(&run.join("config.toml"), &[])?;
+        let last = RunScore::read(run, &cfg, "latest")?;
+        let best = RunScore::read(run, &cfg, "best")?;
         let finished = crate::engine::checkpoint::finished(run);
         let seconds = crate::engine::log::mean_seconds(&crate::engine::log::read_metrics(run)?);
-        let cfg = Config::load(&run.join("config.toml"), &[])?;
         Ok(Outcome {
             group: last.group,
             seed: last.seed,

@@ -58,12 +58,17 @@ impl RunData {
             }
         }
         let score = |which: &str| -> Result<Option<RunScore>> {
-            Ok(if dir.join(format!("eval/{which}.json")).is_file() { Some(RunScore::load(dir, which)?) } else { None })
+            Ok(if dir.join(format!("eval/{which}.json")).is_file() {
+                Some(RunScore::read(dir, &cfg, which)?)
+            } else {
+                None
+            })
         };
         let seconds = crate::engine::log::mean_seconds(&lines);
         let progress = checkpoint::find(dir, "last").map(|c| checkpoint::read_progress(&c)).transpose()?;
         let points = |m: BTreeMap<u64, f64>| m.into_iter().map(|(i, v)| (i as f64, v)).collect();
         let curves = |c: BTreeMap<String, BTreeMap<u64, f64>>| c.into_iter().map(|(k, m)| (k, points(m))).collect();
+        let (best, latest) = (score("best")?, score("latest")?);
         Ok(RunData {
             dir: dir.to_path_buf(),
             label,
@@ -72,8 +77,8 @@ impl RunData {
             stats: curves(stats),
             seconds,
             miou: points(miou),
-            best: score("best")?,
-            latest: score("latest")?,
+            best,
+            latest,
             progress,
         })
     }

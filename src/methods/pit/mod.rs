@@ -166,14 +166,7 @@ impl Pit {
 
     /// The classes one image's labels contain: more than `min_fraction` of its pixels.
     fn contains(&self, labels: &[i64]) -> Vec<bool> {
-        let mut counts = [0usize; NUM_CLASSES];
-        for &v in labels {
-            if (0..NUM_CLASSES as i64).contains(&v) {
-                counts[v as usize] += 1;
-            }
-        }
-        let min = (self.p.min_fraction * labels.len() as f64).max(0.0);
-        counts.iter().map(|&c| c > 0 && c as f64 > min).collect()
+        crate::data::classes::classes_in(labels, self.p.min_fraction).to_vec()
     }
 }
 
