@@ -26,6 +26,7 @@ fn bad(spec: &str, why: impl std::fmt::Display) -> Error {
     Error::Other(format!("--device {spec}: {why}"))
 }
 
+#[cfg(any(feature = "cuda", feature = "wgpu-unfused"))]
 fn index(spec: &str, s: &str) -> Result<usize> {
     if s.is_empty() {
         return Ok(0);

@@ -14,7 +14,7 @@ mod regions;
 use audit::Audit;
 use pivots::Pivots;
 use regions::image_logits;
-pub use regions::{argmax, expand_regions, infer_present, seed_thresholds};
+pub use regions::{argmax, expand_regions, infer_present, seed_thresholds, Confidences};
 
 use super::adversarial::Discriminators;
 use super::method::{stat, After, Method, Needs, Step, Terms};
@@ -51,6 +51,10 @@ pub struct Params {
     /// The relation map as an extra segmentation branch (CE on source).
     pub relation_branch: bool,
     pub lambda_relation: f64,
+    /// Train the relation branch on the target's pseudo-labels too (weight `lambda_relation`):
+    /// a pseudo-labelled target pixel is pulled to its class's pivot, the source centroid, as a
+    /// source pixel is — the relation transferred, not only its maps aligned.
+    pub relation_pseudo: bool,
     /// Align relation maps across domains with a discriminator.
     pub relation_adv: bool,
     pub lambda_relation_adv: f64,
@@ -63,6 +67,10 @@ pub struct Params {
     /// pixels of an image are seeds too, even below `seed_confidence` (0: confident pixels only,
     /// which starves the classes the teacher is rarely sure of; docs/methods/pit.md).
     pub seed_portion: f64,
+    /// Over what `seed_portion` is counted: each image's pixels of the class, or every target
+    /// pixel of the class the pseudo-labels' model has labelled so far (CBST's thresholds, which
+    /// are over the whole target set).
+    pub seed_scope: SeedScope,
     /// A neighbour joins class c when its relation probability to pivot c is at least this.
     pub grow_threshold: f64,
     pub lambda_pseudo: f64,
@@ -81,6 +89,13 @@ pub struct Params {
     pub oracle_presence: bool,
 }
 
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedScope {
+    Image,
+    Target,
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
@@ -94,12 +109,14 @@ impl Default for Params {
             relation_temperature: 0.1,
             relation_branch: true,
             lambda_relation: 0.1,
+            relation_pseudo: false,
             relation_adv: true,
             lambda_relation_adv: 0.001,
             pseudo_labels: true,
             region_expansion: true,
             seed_confidence: 0.9,
             seed_portion: 0.2,
+            seed_scope: SeedScope::Image,
             grow_threshold: 0.6,
             lambda_pseudo: 1.0,
             pseudo_start: 0,
@@ -125,6 +142,9 @@ pub struct Pit {
     quality: Option<(Option<f64>, Option<f64>)>,
     /// With `measure_pseudo`: per-class counts over the run (written with the state).
     audit: Option<Audit>,
+    /// With `seed_scope = "target"`: the pseudo-labels' model's confidence on every target
+    /// pixel so far (saved with the state).
+    confidences: Option<Confidences>,
     /// The pseudo-labels' model, frozen (or averaged) together: the network, the image head and
     /// the pivots as they were at `pseudo_start`.
     teacher: Teacher,
@@ -146,6 +166,7 @@ impl Pit {
             coverage: 0.0,
             quality: None,
             audit: (p.pseudo_labels && p.measure_pseudo).then(Audit::new),
+            confidences: (p.pseudo_labels && p.seed_scope == SeedScope::Target).then(|| Confidences::new(NUM_CLASSES)),
             teacher: Ema::new(),
             teacher_head: Ema::new(),
             teacher_pivots: None,
@@ -209,16 +230,19 @@ impl Method for Pit {
                 cross_entropy(upsample(rs.clone(), src.size()), ys).mul_scalar(self.p.lambda_relation),
             ));
         }
+        let pseudo_now = self.p.pseudo_labels && step.it >= self.p.pseudo_start;
+        let rt = (self.p.relation_adv || (pseudo_now && self.p.relation_branch && self.p.relation_pseudo))
+            .then(|| upsample(self.pivots.relation(t.feats.main.clone(), self.p.relation_temperature), tgt.size()));
         if self.p.relation_adv {
-            let rt = self.pivots.relation(t.feats.main.clone(), self.p.relation_temperature);
-            let (ms, mt) = (probs(upsample(rs, src.size())), probs(upsample(rt, tgt.size())));
+            let (ms, mt) =
+                (probs(upsample(rs, src.size())), probs(rt.clone().expect("computed for the discriminator")));
             terms.push((
                 "pit_relation_adv".to_string(),
                 self.d.fool(0, mt.clone()).mul_scalar(self.p.lambda_relation_adv),
             ));
             self.d.remember(0, ms, mt);
         }
-        if self.p.pseudo_labels && step.it >= self.p.pseudo_start {
+        if pseudo_now {
             // the model that makes the pseudo-labels (no gradient), one and the same for its
             // logits, relation maps and image-level presence: the teacher — network, image head
             // and pivots as they were at `pseudo_start` (the first update copies), then their EMA
@@ -254,11 +278,16 @@ impl Method for Pit {
             let mut labels = Vec::with_capacity(n * h * w);
             let mut predicted = Vec::new();
             let mut kept = 0usize;
-            for i in 0..n {
-                let (p_i, r_i) = (&pt[i * per..(i + 1) * per], &rel[i * per..(i + 1) * per]);
-                let best = argmax(p_i, NUM_CLASSES);
+            let bests: Vec<_> = pt.chunks(per).map(|p_i| argmax(p_i, NUM_CLASSES)).collect();
+            let (confident, portion) = (self.p.seed_confidence as f32, self.p.seed_portion);
+            let over_target = self.confidences.as_mut().map(|c| {
+                bests.iter().for_each(|b| c.add(b));
+                c.thresholds(confident, portion)
+            });
+            for (i, best) in bests.iter().enumerate() {
+                let r_i = &rel[i * per..(i + 1) * per];
                 let mut area = vec![0f32; NUM_CLASSES];
-                for &(c, _) in &best {
+                for &(c, _) in best {
                     area[c] += 1.0 / (h * w) as f32;
                 }
                 if self.p.measure_pseudo {
@@ -275,8 +304,11 @@ impl Method for Pit {
                     self.audit.as_mut().expect("checked").add_image(contains, &present, by_head.as_deref());
                 }
                 let grow = self.p.region_expansion.then_some(self.p.grow_threshold as f32);
-                let seeds = seed_thresholds(&best, NUM_CLASSES, self.p.seed_confidence as f32, self.p.seed_portion);
-                let l = expand_regions(&best, r_i, &present, w, &seeds, grow);
+                let seeds = match &over_target {
+                    Some(t) => t.clone(),
+                    None => seed_thresholds(best, NUM_CLASSES, confident, portion),
+                };
+                let l = expand_regions(best, r_i, &present, w, &seeds, grow);
                 kept += l.iter().filter(|&&v| v != IGNORE).count();
                 labels.extend(l.into_iter().map(|v| v as i64));
             }
@@ -291,6 +323,12 @@ impl Method for Pit {
                 let all = crate::nn::losses::resize_labels(all, [th, tw]);
                 (agreement(&pseudo, &gt), agreement(&host(all), &gt))
             });
+            if let Some(rt) = rt.filter(|_| self.p.relation_branch && self.p.relation_pseudo) {
+                terms.push((
+                    "pit_relation_pseudo".to_string(),
+                    cross_entropy(rt, y.clone()).mul_scalar(self.p.lambda_relation),
+                ));
+            }
             terms
                 .push(("pit_pseudo".to_string(), cross_entropy(t.up.main.clone(), y).mul_scalar(self.p.lambda_pseudo)));
             self.coverage = 100.0 * kept as f64 / (n * h * w) as f64;
@@ -326,6 +364,9 @@ impl Method for Pit {
         if let Some(audit) = &self.audit {
             audit.save(dir)?;
         }
+        if let Some(c) = &self.confidences {
+            c.save(dir)?;
+        }
         self.d.save(dir)
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
@@ -341,6 +382,9 @@ impl Method for Pit {
         }
         if self.audit.is_some() {
             self.audit = Some(Audit::load(dir)?.unwrap_or_else(Audit::new));
+        }
+        if self.confidences.is_some() {
+            self.confidences = Some(Confidences::load(dir)?.unwrap_or_else(|| Confidences::new(NUM_CLASSES)));
         }
         self.d.load(dir)
     }
@@ -467,6 +511,60 @@ mod tests {
         let terms = pit.losses(&mut step).unwrap();
         assert!(terms.iter().any(|t| t.0 == "pit_pseudo"));
         assert!(pit.teacher.net.is_none(), "no teacher is kept");
+    }
+
+    #[test]
+    fn the_relation_branch_learns_the_targets_pseudo_labels_only_when_asked() {
+        let (d, cfg, net, src, tgt) = tiny(1);
+        // every pixel a seed of its argmax class: the pseudo-labels are the network's own argmax
+        let p = |relation_pseudo, pseudo_start| Params {
+            teacher_alpha: 0.0,
+            seed_confidence: 0.0,
+            present_threshold: 0.0,
+            region_expansion: false,
+            relation_pseudo,
+            pseudo_start,
+            ..Default::default()
+        };
+        let run = |p: Params| {
+            let mut pit = Pit::new(p, &cfg, &d);
+            let mut step = Step::new(&net, 0, 0, Some(&src), Some(&tgt));
+            let terms = pit.losses(&mut step).unwrap();
+            (pit, terms.into_iter().find(|t| t.0 == "pit_relation_pseudo").map(|t| t.1.into_scalar::<f32>()))
+        };
+        assert_eq!(run(p(false, 0)).1, None);
+        assert_eq!(run(p(true, 1)).1, None, "not before the pseudo-labels start");
+        let (pit, got) = run(p(true, 0));
+        // by hand: CE of the target's relation map to the pivots against those labels
+        let f = net.features(tgt.x.clone());
+        let small = net.classify_main(&f).argmax(1).squeeze_dim::<3>(1);
+        let y = crate::nn::losses::resize_labels(small, [64, 64]);
+        let rel = upsample(pit.pivots.relation(f.main, 0.1), [64, 64]);
+        let want = cross_entropy(rel, y).into_scalar::<f32>() * 0.1;
+        let got = got.expect("the term is there");
+        assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "{got} against {want}");
+    }
+
+    #[test]
+    fn target_wide_seeds_count_every_labelled_batch_and_resume_with_the_run() {
+        let (d, cfg, net, src, tgt) = tiny(2);
+        let p = Params { teacher_alpha: 0.0, seed_scope: SeedScope::Target, ..Default::default() };
+        let mut pit = Pit::new(p.clone(), &cfg, &d);
+        for it in 0..3 {
+            pit.losses(&mut Step::new(&net, it, 0, Some(&src), Some(&tgt))).unwrap();
+        }
+        let [_, _, h, w] = net.features(tgt.x.clone()).main.dims();
+        let counted: u64 = pit.confidences.as_ref().unwrap().counts.iter().flatten().sum();
+        assert_eq!(counted, (3 * 2 * h * w) as u64, "every pixel of every batch, once");
+        let dir = std::env::temp_dir().join(format!("segda-pit-scope-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        pit.save(&dir).unwrap();
+        let mut again = Pit::new(p, &cfg, &d);
+        again.load(&dir).unwrap();
+        assert_eq!(again.confidences, pit.confidences);
+        std::fs::remove_dir_all(&dir).ok();
+        // the per-image rule keeps no counts
+        assert!(Pit::new(Params::default(), &cfg, &d).confidences.is_none());
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! Multi-level region expansion: which classes a target image may contain (image level), its
 //! confident seeds (pixel level), and their growth through pixels related to the same pivot
 //! (region level).
-use crate::data::classes::IGNORE;
+use crate::data::classes::{IGNORE, NUM_CLASSES};
+use crate::error::{Error, IoContext, Result};
 use burn::nn::Linear;
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::path::Path;
 
 /// The image-level category logits of `head` on globally pooled features, [N, K].
 pub(super) fn image_logits(head: &Linear, f: Tensor<4>) -> Tensor<2> {
@@ -66,6 +69,73 @@ pub fn seed_thresholds(best: &[(usize, f32)], k: usize, confident: f32, portion:
         t[c] = t[c].min(ps[n - 1]);
     }
     t
+}
+
+/// Resolution of [`Confidences`]: a threshold is a multiple of 1/1000 below the exact quantile.
+const BINS: usize = 1000;
+
+/// How confident the pseudo-labels' model is on every target pixel it has labelled, per argmax
+/// class (a histogram over [0, 1]): CBST's class-balanced thresholds over the target set rather
+/// than over one image.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Confidences {
+    pub(super) counts: Vec<Vec<u64>>,
+}
+
+impl Confidences {
+    pub fn new(k: usize) -> Self {
+        Confidences { counts: vec![vec![0; BINS]; k] }
+    }
+
+    /// Counts one image's pixels (their `argmax`).
+    pub fn add(&mut self, best: &[(usize, f32)]) {
+        for &(c, p) in best {
+            self.counts[c][((p * BINS as f32) as usize).min(BINS - 1)] += 1;
+        }
+    }
+
+    /// As [`seed_thresholds`], with each class's `portion` counted over every pixel added: a
+    /// class's threshold is the lower edge of the bin holding its `portion`-th most confident
+    /// pixel, if below `confident`.
+    pub fn thresholds(&self, confident: f32, portion: f64) -> Vec<f32> {
+        self.counts
+            .iter()
+            .map(|bins| {
+                let total: u64 = bins.iter().sum();
+                if portion <= 0.0 || total == 0 {
+                    return confident;
+                }
+                let n = ((portion * total as f64).ceil() as u64).clamp(1, total);
+                let (mut seen, mut b) = (0u64, BINS);
+                while seen < n {
+                    b -= 1;
+                    seen += bins[b];
+                }
+                confident.min(b as f32 / BINS as f32)
+            })
+            .collect()
+    }
+
+    const FILE: &'static str = "pit_confidences.json";
+
+    pub(super) fn save(&self, dir: &Path) -> Result<()> {
+        let p = dir.join(Self::FILE);
+        std::fs::write(&p, serde_json::to_string(self).expect("json")).at(&p)
+    }
+
+    /// The counts saved in `dir`, if any (a run that started before they were kept has none).
+    pub(super) fn load(dir: &Path) -> Result<Option<Self>> {
+        let p = dir.join(Self::FILE);
+        if !p.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&p).at(&p)?;
+        let c: Confidences = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        if c.counts.len() != NUM_CLASSES || c.counts.iter().any(|b| b.len() != BINS) {
+            return Err(Error::format(&p, format!("expected {NUM_CLASSES} classes of {BINS} counts each")));
+        }
+        Ok(Some(c))
+    }
 }
 
 /// Multi-level region expansion on one image (its pixels' `argmax`, the relation map [K, h·w]
@@ -198,5 +268,43 @@ mod tests {
         let l = expand_regions(&argmax(&prob, 2), &rel, &[true, true], 5, &t, None);
         assert_eq!(l.iter().filter(|&&v| v == 0).count(), 3, "{l:?}");
         assert!(l[12..].iter().all(|&v| v == 0), "the three most confident: {l:?}");
+    }
+
+    #[test]
+    fn over_the_target_a_class_seeds_where_it_is_surest_not_in_every_image() {
+        // class 1: 10 pixels at 0.8 in image A, 10 at 0.3 in image B; class 0 never predicted
+        let a = vec![(1usize, 0.8f32); 10];
+        let b = vec![(1usize, 0.3f32); 10];
+        // per image, half of B's class-1 pixels are seeds however unsure
+        assert_eq!(seed_thresholds(&b, 2, 0.9, 0.5)[1], 0.3);
+        // over both images, the top half of class 1 is A's pixels: B's are not seeds
+        let mut c = Confidences::new(2);
+        c.add(&a);
+        c.add(&b);
+        let t = c.thresholds(0.9, 0.5);
+        assert_eq!(t[0], 0.9, "an unseen class keeps the confident threshold");
+        assert!(t[1] > 0.79 && t[1] <= 0.8, "{t:?}");
+        assert!(expand_regions(&b, &[0.0; 20], &[true, true], 5, &t, None).iter().all(|&v| v == IGNORE));
+        assert!(expand_regions(&a, &[0.0; 20], &[true, true], 5, &t, None).iter().all(|&v| v == 1));
+        // a larger portion reaches into B; no portion is the confident rule; the confident
+        // threshold caps it
+        assert!(c.thresholds(0.9, 0.75)[1] <= 0.3);
+        assert_eq!(c.thresholds(0.9, 0.0), vec![0.9, 0.9]);
+        assert_eq!(c.thresholds(0.5, 0.5), vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn the_target_confidences_load_back_and_a_broken_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("segda-pit-confidences-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(Confidences::load(&dir).unwrap(), None);
+        let mut c = Confidences::new(NUM_CLASSES);
+        c.add(&[(3, 0.42), (18, 1.0), (0, 0.0)]);
+        c.save(&dir).unwrap();
+        assert_eq!(Confidences::load(&dir).unwrap(), Some(c));
+        std::fs::write(dir.join(Confidences::FILE), "{\"counts\": [[1, 2]]}").unwrap();
+        let e = Confidences::load(&dir).unwrap_err().to_string();
+        assert!(e.contains(Confidences::FILE) && e.contains("classes"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
