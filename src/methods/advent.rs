@@ -10,8 +10,9 @@
 //! terms in one run.
 use super::adversarial::{Discriminators, Gan};
 use super::method::{stat, After, Before, Method, Needs, Step, Terms};
+use super::state::{load_json, save_json};
 use crate::data::classes::NUM_CLASSES;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::nn::losses::{entropy_loss, probs, self_information};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -217,15 +218,14 @@ impl Method for ClassPrior {
     fn save(&self, dir: &Path) -> Result<()> {
         let Some(ratio) = &self.ratio else { return Ok(()) };
         let p = dir.join(RATIO_FILE);
-        std::fs::write(&p, serde_json::to_string(&ratio.to_vec()).expect("json")).at(&p)
+        save_json(&ratio.to_vec(), &p)
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
         let p = dir.join(RATIO_FILE);
         if !p.is_file() {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&p).at(&p)?;
-        let v: Vec<f64> = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        let v: Vec<f64> = load_json(&p)?;
         let n = v.len();
         let ratio: [f64; NUM_CLASSES] =
             v.try_into().map_err(|_| Error::format(&p, format!("expected {NUM_CLASSES} class shares, found {n}")))?;

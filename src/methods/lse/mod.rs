@@ -17,9 +17,10 @@ pub use selection::{image_stats, pseudo_label, select, thresholds, ImageStats, S
 
 use super::extra_stream::ExtraStream;
 use super::method::{Before, Forward, Method, Needs, Step, Terms};
+use super::state::load_json;
 use crate::config::Config;
 use crate::data::Dataset;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::model::SegNet;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -169,8 +170,7 @@ impl Method for Lse {
     }
     fn load(&mut self, dir: &Path) -> Result<()> {
         let p = dir.join("lse.json");
-        let text = std::fs::read_to_string(&p).at(&p)?;
-        self.st = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        self.st = load_json(&p)?;
         if self.st.started && !self.st.finished {
             self.reopen = Some(self.st.loader_pos);
         }

@@ -5,6 +5,7 @@
 use crate::data::classes::{Protocol, CLASS_NAMES, IGNORE, NUM_CLASSES};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::Confusion;
+use crate::methods::state::{load_json, save_json};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
@@ -84,7 +85,7 @@ impl Audit {
 
     pub(super) fn save(&self, dir: &Path) -> Result<()> {
         let p = dir.join("pit_pseudo_labels.json");
-        std::fs::write(&p, serde_json::to_string(self).expect("json")).at(&p)?;
+        save_json(self, &p)?;
         let p = dir.join("pit_pseudo_labels.md");
         let head = "Pseudo-labels against the target's labels, per class, over every batch since they \
                     started (an image drawn twice counts twice; pixels at the input's size; \
@@ -98,8 +99,7 @@ impl Audit {
         if !p.is_file() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&p).at(&p)?;
-        let a: Audit = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        let a: Audit = load_json(&p)?;
         if a.presence.len() != NUM_CLASSES {
             return Err(Error::format(&p, format!("expected counts for {NUM_CLASSES} classes")));
         }

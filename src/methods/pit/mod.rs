@@ -231,7 +231,9 @@ impl Method for Pit {
             ));
         }
         let pseudo_now = self.p.pseudo_labels && step.it >= self.p.pseudo_start;
-        let rt = (self.p.relation_adv || (pseudo_now && self.p.relation_branch && self.p.relation_pseudo))
+        // the relation branch on the target's pseudo-labels this iteration
+        let relation_pseudo = pseudo_now && self.p.relation_branch && self.p.relation_pseudo;
+        let rt = (self.p.relation_adv || relation_pseudo)
             .then(|| upsample(self.pivots.relation(t.feats.main.clone(), self.p.relation_temperature), tgt.size()));
         if self.p.relation_adv {
             let (ms, mt) =
@@ -323,7 +325,7 @@ impl Method for Pit {
                 let all = crate::nn::losses::resize_labels(all, [th, tw]);
                 (agreement(&pseudo, &gt), agreement(&host(all), &gt))
             });
-            if let Some(rt) = rt.filter(|_| self.p.relation_branch && self.p.relation_pseudo) {
+            if let Some(rt) = rt.filter(|_| relation_pseudo) {
                 terms.push((
                     "pit_relation_pseudo".to_string(),
                     cross_entropy(rt, y.clone()).mul_scalar(self.p.lambda_relation),

@@ -1,8 +1,9 @@
 //! The pivots — one embedding per class shared across domains, an EMA of source class
 //! centroids — and the pixel–pivot relation maps computed from them.
 use crate::data::classes::NUM_CLASSES;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::methods::ass::class_mean_features;
+use crate::methods::state::{load_json, save_json};
 use burn::prelude::*;
 use std::path::Path;
 
@@ -55,13 +56,11 @@ impl Pivots {
 
     /// As JSON: the rows and which classes were seen.
     pub(super) fn save(&self, p: &Path) -> Result<()> {
-        std::fs::write(p, serde_json::to_string(&(&self.rows, &self.seen)).expect("json")).at(p)
+        save_json(&(&self.rows, &self.seen), p)
     }
 
     pub(super) fn load(&mut self, p: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(p).at(p)?;
-        let (rows, seen): (Vec<Vec<f32>>, Vec<bool>) =
-            serde_json::from_str(&text).map_err(|e| Error::format(p, e.to_string()))?;
+        let (rows, seen): (Vec<Vec<f32>>, Vec<bool>) = load_json(p)?;
         if rows.len() != NUM_CLASSES || seen.len() != NUM_CLASSES || rows.iter().any(|r| r.len() != self.channels) {
             return Err(Error::format(p, format!("expected {NUM_CLASSES} pivots of {} channels", self.channels)));
         }

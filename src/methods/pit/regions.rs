@@ -2,7 +2,8 @@
 //! confident seeds (pixel level), and their growth through pixels related to the same pivot
 //! (region level).
 use crate::data::classes::{IGNORE, NUM_CLASSES};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::methods::state::{load_json, save_json};
 use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -120,7 +121,7 @@ impl Confidences {
 
     pub(super) fn save(&self, dir: &Path) -> Result<()> {
         let p = dir.join(Self::FILE);
-        std::fs::write(&p, serde_json::to_string(self).expect("json")).at(&p)
+        save_json(self, &p)
     }
 
     /// The counts saved in `dir`, if any (a run that started before they were kept has none).
@@ -129,8 +130,7 @@ impl Confidences {
         if !p.is_file() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&p).at(&p)?;
-        let c: Confidences = serde_json::from_str(&text).map_err(|e| Error::format(&p, e.to_string()))?;
+        let c: Confidences = load_json(&p)?;
         if c.counts.len() != NUM_CLASSES || c.counts.iter().any(|b| b.len() != BINS) {
             return Err(Error::format(&p, format!("expected {NUM_CLASSES} classes of {BINS} counts each")));
         }
