@@ -577,6 +577,7 @@ mod tests {
             ("t2s", "method.t2s.base.alpha=1.5", "method.t2s.base.alpha"),
             ("pit", "method.pit.seed_confidence=nan", "method.pit.seed_confidence"),
             ("pit", "method.pit.seed_portion=1.5", "method.pit.seed_portion"),
+            ("pit", "method.pit.seed_scope=\"everywhere\"", "method.pit.seed_scope"),
             ("advent", "method.advent.ndf=0", "method.advent.ndf"),
             ("lse", "method.lse.p_max=2.0", "method.lse.p_max"),
             ("lse", "method.lse.epochs_per_round=0", "method.lse.epochs_per_round"),
