@@ -333,6 +333,22 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+impl Config {
+    /// The default config running `method`, with `--set`s of the `[method.*]` tables applied.
+    pub(crate) fn for_method(method: &str, sets: &[&str]) -> Config {
+        let mut table = toml::Table::new();
+        for set in sets {
+            apply_override(&mut table, set).unwrap();
+        }
+        let mut cfg = Config { methods: vec![method.into()], ..Default::default() };
+        if let Some(m) = table.get("method").and_then(|m| m.as_table()) {
+            cfg.method = m.iter().map(|(k, v)| (k.clone(), v.as_table().unwrap().clone())).collect();
+        }
+        cfg
+    }
+}
+
 /// The domains of the methods' constants, by their kind of name: every number is finite and
 /// ≥ 0 (weights, thresholds, sizes); momenta, probabilities, proportions and thresholds are at
 /// most 1; temperatures, sizes and counts that divide or repeat are above 0.
@@ -578,20 +594,12 @@ mod tests {
             ("pit", "method.pit.seed_confidence=nan", "method.pit.seed_confidence"),
             ("pit", "method.pit.seed_portion=1.5", "method.pit.seed_portion"),
             ("pit", "method.pit.seed_scope=\"everywhere\"", "method.pit.seed_scope"),
+            ("pit", "method.pit.grow_pivots=\"target\"", "method.pit.grow_pivots"),
             ("advent", "method.advent.ndf=0", "method.advent.ndf"),
             ("lse", "method.lse.p_max=2.0", "method.lse.p_max"),
             ("lse", "method.lse.epochs_per_round=0", "method.lse.epochs_per_round"),
         ] {
-            let mut cfg = Config { methods: vec![method.into()], ..Default::default() };
-            let mut table = toml::Table::new();
-            apply_override(&mut table, set).unwrap();
-            cfg.method = table["method"]
-                .as_table()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_table().unwrap().clone()))
-                .collect();
-            let e = crate::methods::resolve(cfg).unwrap_err().to_string();
+            let e = crate::methods::resolve(Config::for_method(method, &[set])).unwrap_err().to_string();
             assert!(e.contains(key), "{set}: {e}");
         }
         // the shipped defaults pass

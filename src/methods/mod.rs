@@ -74,7 +74,7 @@ const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "pit",
-        resolve: constants::<pit::Params>,
+        resolve: pit::Pit::resolve,
         build: |c, d| Ok(Box::new(pit::Pit::new(c.method_params("pit")?, c, d))),
     },
     Entry {

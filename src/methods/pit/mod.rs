@@ -6,7 +6,8 @@
 //! it is trained as an extra segmentation branch on source and aligned across domains by a
 //! discriminator. Image-level categories (a multi-label head on pooled features, fused with the
 //! predicted areas) decide which classes a target image may contain; target pseudo-labels grow
-//! from confident seeds of those classes into neighbouring pixels related to the same pivot.
+//! from confident seeds of those classes into neighbouring pixels related to the image's own
+//! pivot of the seed's class (its centroid over that class's seeds in the image).
 mod audit;
 mod pivots;
 mod regions;
@@ -14,7 +15,7 @@ mod regions;
 use audit::Audit;
 use pivots::Pivots;
 use regions::image_logits;
-pub use regions::{argmax, expand_regions, infer_present, seed_thresholds, Confidences};
+pub use regions::{argmax, expand_regions, image_relation, infer_present, seed_thresholds, Confidences};
 
 use super::adversarial::Discriminators;
 use super::method::{stat, After, Method, Needs, Step, Terms};
@@ -73,6 +74,11 @@ pub struct Params {
     pub seed_scope: SeedScope,
     /// A neighbour joins class c when its relation probability to pivot c is at least this.
     pub grow_threshold: f64,
+    /// Which pivots the region growth relates a pixel to: the image's own (each class's centroid
+    /// of the teacher's features over its seeds in this image, so that a pixel is compared with
+    /// features of its own domain), or the shared ones (the source centroids; the former rule,
+    /// which grows less and ends lower on both built-in shifts: docs/methods/pit.md).
+    pub grow_pivots: GrowPivots,
     pub lambda_pseudo: f64,
     /// Pseudo-labels start at this iteration; before it the alignment parts train alone.
     pub pseudo_start: u64,
@@ -94,6 +100,13 @@ pub struct Params {
 pub enum SeedScope {
     Image,
     Target,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GrowPivots {
+    Source,
+    Image,
 }
 
 impl Default for Params {
@@ -118,6 +131,7 @@ impl Default for Params {
             seed_portion: 0.2,
             seed_scope: SeedScope::Image,
             grow_threshold: 0.6,
+            grow_pivots: GrowPivots::Image,
             lambda_pseudo: 1.0,
             pseudo_start: 0,
             teacher_alpha: 1.0,
@@ -174,6 +188,32 @@ impl Pit {
             device: device.clone(),
             p,
         }
+    }
+
+    /// The registry's resolution of the config for PIT: its constants, a variant asked for that
+    /// would do nothing without another part refused rather than run silently as something
+    /// else, and the oracle's labelled target checked before any stage trains.
+    pub fn resolve(cfg: &mut Config, name: &str) -> Result<()> {
+        cfg.complete_method_params::<Params>(name)?;
+        let p: Params = cfg.method_params(name)?;
+        let refuse = |key: &str, why: &str| Err(Error::config(format!("method.{name}.{key}"), why));
+        if p.pseudo_labels && p.relation_pseudo && !p.relation_branch {
+            return refuse(
+                "relation_pseudo",
+                "trains the relation branch on the pseudo-labels, but relation_branch = false (set both)",
+            );
+        }
+        // a target that cannot be opened is reported by the trainer, which opens it next
+        if p.pseudo_labels && p.oracle_presence && cfg.target.open().is_ok_and(|d| !d.has_labels()) {
+            return Err(Error::config(
+                format!("method.{name}.oracle_presence"),
+                format!(
+                    "reads each target image's classes from its labels, but the target ({}) has none",
+                    cfg.target.root.display()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Multi-hot image labels of a labelled batch ([N, K]; present above `min_fraction`).
@@ -266,8 +306,17 @@ impl Method for Pit {
             };
             let [n, _, h, w] = logits.dims();
             let pt: Vec<f32> = probs(logits).into_data().iter::<f32>().collect();
-            let rel: Vec<f32> =
-                probs(pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect();
+            // what the region growth relates a pixel to: the shared pivots, or (host features
+            // kept) each image's own
+            let own_pivots = self.p.region_expansion && self.p.grow_pivots == GrowPivots::Image;
+            let rel: Vec<f32> = if self.p.region_expansion && !own_pivots {
+                probs(pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect()
+            } else {
+                vec![]
+            };
+            let channels = feats.dims()[1];
+            let host_feats: Vec<f32> =
+                if own_pivots { feats.clone().into_data().iter::<f32>().collect() } else { vec![] };
             let head: Option<Vec<f32>> =
                 self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
@@ -287,7 +336,6 @@ impl Method for Pit {
                 c.thresholds(confident, portion)
             });
             for (i, best) in bests.iter().enumerate() {
-                let r_i = &rel[i * per..(i + 1) * per];
                 let mut area = vec![0f32; NUM_CLASSES];
                 for &(c, _) in best {
                     area[c] += 1.0 / (h * w) as f32;
@@ -310,7 +358,14 @@ impl Method for Pit {
                     Some(t) => t.clone(),
                     None => seed_thresholds(best, NUM_CLASSES, confident, portion),
                 };
-                let l = expand_regions(best, r_i, &present, w, &seeds, grow);
+                let l = if own_pivots {
+                    let seeded = expand_regions(best, &[], &present, w, &seeds, None);
+                    let f_i = &host_feats[i * channels * h * w..(i + 1) * channels * h * w];
+                    let r_i = image_relation(f_i, channels, &seeded, NUM_CLASSES, self.p.relation_temperature as f32);
+                    expand_regions(best, &r_i, &present, w, &seeds, grow)
+                } else {
+                    expand_regions(best, rel.get(i * per..(i + 1) * per).unwrap_or(&[]), &present, w, &seeds, grow)
+                };
                 kept += l.iter().filter(|&&v| v != IGNORE).count();
                 labels.extend(l.into_iter().map(|v| v as i64));
             }
@@ -516,6 +571,25 @@ mod tests {
     }
 
     #[test]
+    fn regions_grow_from_either_pivots_beyond_their_seeds() {
+        let (d, cfg, net, src, tgt) = tiny(2);
+        let coverage = |grow_pivots, region_expansion| {
+            let p =
+                Params { teacher_alpha: 0.0, grow_pivots, region_expansion, grow_threshold: 0.0, ..Default::default() };
+            let mut pit = Pit::new(p, &cfg, &d);
+            pit.losses(&mut Step::new(&net, 0, 0, Some(&src), Some(&tgt))).unwrap();
+            pit.coverage
+        };
+        let seeds = coverage(GrowPivots::Image, false);
+        assert!(seeds > 0.0 && seeds < 100.0, "{seeds}");
+        // at threshold 0 a region takes every pixel it reaches: the second image's features are
+        // read where its own slice of the batch is, and each connected seed region floods
+        for pivots in [GrowPivots::Image, GrowPivots::Source] {
+            assert_eq!(coverage(pivots, true), 100.0, "{pivots:?}");
+        }
+    }
+
+    #[test]
     fn the_relation_branch_learns_the_targets_pseudo_labels_only_when_asked() {
         let (d, cfg, net, src, tgt) = tiny(1);
         // every pixel a seed of its argmax class: the pseudo-labels are the network's own argmax
@@ -601,6 +675,36 @@ mod tests {
         assert!(oracle.iter().flatten().count() > 0, "some class seeds");
         assert!(oracle.iter().flatten().all(|&v| v == 100.0), "{oracle:?}");
         assert!(inferred.iter().flatten().any(|&v| v < 100.0), "{inferred:?}");
+    }
+
+    #[test]
+    fn settings_that_would_do_nothing_are_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("segda-pit-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        image::RgbImage::new(4, 4).save(dir.join("images/a.png")).unwrap();
+        let resolve = |sets: &[&str], target: Option<&Path>| {
+            let mut cfg = crate::config::Config::for_method("pit", sets);
+            if let Some(root) = target {
+                cfg.target.kind = crate::data::dataset::DatasetKind::Folder;
+                cfg.target.root = root.to_path_buf();
+            }
+            crate::methods::resolve(cfg).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let e = resolve(&["method.pit.relation_pseudo=true", "method.pit.relation_branch=false"], None).unwrap_err();
+        assert!(e.contains("method.pit.relation_pseudo") && e.contains("relation_branch"), "{e}");
+        assert!(resolve(&["method.pit.relation_pseudo=true"], None).is_ok());
+        // one key switches a part off, whatever the others say (the region growth's pivots, a
+        // default, mean nothing without it)
+        assert!(resolve(&["method.pit.region_expansion=false"], None).is_ok());
+        let off = "method.pit.pseudo_labels=false";
+        assert!(resolve(&[off, "method.pit.relation_pseudo=true", "method.pit.relation_branch=false"], None).is_ok());
+        // the oracle's unlabelled target is refused when the config is read, naming it
+        let e = resolve(&["method.pit.oracle_presence=true"], Some(&dir)).unwrap_err();
+        assert!(e.contains("method.pit.oracle_presence") && e.contains(&dir.display().to_string()), "{e}");
+        std::fs::create_dir_all(dir.join("labels")).unwrap();
+        image::GrayImage::new(4, 4).save(dir.join("labels/a.png")).unwrap();
+        assert!(resolve(&["method.pit.oracle_presence=true"], Some(&dir)).is_ok());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

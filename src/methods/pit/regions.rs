@@ -138,6 +138,50 @@ impl Confidences {
     }
 }
 
+/// The relation map [K, h·w] of one image's pixels to the image's *own* pivots: each class's
+/// centroid of the features `feats` ([channels, h·w] row-major) over its seed pixels in `seeds`
+/// (a class label per pixel, IGNORE where none), related by cos / `temperature` and a softmax
+/// over the classes with seeds; a class without seeds has relation 0 everywhere. The category
+/// information of this image, not of the source, so that its relation to the pixels compares
+/// features of one domain.
+pub fn image_relation(feats: &[f32], channels: usize, seeds: &[u8], k: usize, temperature: f32) -> Vec<f32> {
+    let hw = seeds.len();
+    // pixel-major, so that each pixel's feature is contiguous
+    let mut px = vec![0f32; hw * channels];
+    for (ch, plane) in feats.chunks(hw).enumerate() {
+        for (x, &v) in plane.iter().enumerate() {
+            px[x * channels + ch] = v;
+        }
+    }
+    let mut sums = vec![vec![0f64; channels]; k];
+    let mut counts = vec![0usize; k];
+    for (f, &l) in px.chunks(channels).zip(seeds) {
+        if l != IGNORE {
+            counts[l as usize] += 1;
+            sums[l as usize].iter_mut().zip(f).for_each(|(s, &v)| *s += v as f64);
+        }
+    }
+    let unit = |v: &[f64]| {
+        let n = v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
+        v.iter().map(|a| (a / n) as f32).collect::<Vec<f32>>()
+    };
+    let pivots: Vec<(usize, Vec<f32>)> = (0..k).filter(|&c| counts[c] > 0).map(|c| (c, unit(&sums[c]))).collect();
+    let mut rel = vec![0f32; k * hw];
+    let mut logits = vec![0f32; pivots.len()];
+    for (x, f) in px.chunks(channels).enumerate() {
+        let norm = f.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt().max(1e-12) as f32;
+        for (l, (_, p)) in logits.iter_mut().zip(&pivots) {
+            *l = p.iter().zip(f).map(|(a, b)| a * b).sum::<f32>() / norm / temperature;
+        }
+        let top = logits.iter().copied().fold(f32::MIN, f32::max);
+        let z: f32 = logits.iter().map(|&l| (l - top).exp()).sum();
+        for (l, (c, _)) in logits.iter().zip(&pivots) {
+            rel[c * hw + x] = (l - top).exp() / z;
+        }
+    }
+    rel
+}
+
 /// Multi-level region expansion on one image (its pixels' `argmax`, the relation map [K, h·w]
 /// row-major, width `w`): seeds = pixels whose argmax class is present and at least that
 /// class's `seed_conf` (image and pixel level); each seed region grows into 4-neighbours whose
@@ -232,6 +276,34 @@ mod tests {
         // without expansion only the seed is labelled
         let l = expand_regions(&argmax(&prob, 2), &rel, &[true, true], 5, &[0.9; 2], None);
         assert_eq!(l.iter().filter(|&&v| v != IGNORE).count(), 1);
+    }
+
+    #[test]
+    fn the_images_own_pivots_relate_its_pixels_to_its_seeds() {
+        // 3 classes, 2 channels, a 4×1 image: a seed of class 0 at x=0 (feature along the first
+        // axis), of class 2 at x=3 (along the second); class 1 has no seed
+        let seeds = [0u8, IGNORE, IGNORE, 2];
+        #[rustfmt::skip]
+        let feats = [
+            1.0, 0.9, 0.1, 0.0, // channel 0
+            0.0, 0.1, 0.9, 1.0, // channel 1
+        ];
+        let r = image_relation(&feats, 2, &seeds, 3, 0.1);
+        let at = |c: usize, x: usize| r[c * 4 + x];
+        // by hand, x=1: cos to pivot 0 = 0.9/|(0.9, 0.1)|, to pivot 2 = 0.1/|(0.9, 0.1)|
+        let n = (0.81f32 + 0.01).sqrt();
+        let (l0, l2) = (0.9 / n / 0.1, 0.1 / n / 0.1);
+        let want = 1.0 / (1.0 + (l2 - l0).exp());
+        assert!((at(0, 1) - want).abs() < 1e-5, "{} against {want}", at(0, 1));
+        for x in 0..4 {
+            assert_eq!(at(1, x), 0.0, "a class without seeds relates to nothing");
+            assert!((at(0, x) + at(2, x) - 1.0).abs() < 1e-6);
+        }
+        assert!(at(2, 2) > 0.99 && at(0, 1) > 0.99);
+        // grown from the seeds with it, each pixel joins the seed it resembles
+        let best = [(0usize, 0.95f32), (1, 0.5), (1, 0.5), (2, 0.95)];
+        let l = expand_regions(&best, &r, &[true; 3], 4, &[0.9; 3], Some(0.6));
+        assert_eq!(l, [0, 0, 2, 2]);
     }
 
     #[test]
