@@ -306,17 +306,18 @@ impl Method for Pit {
             };
             let [n, _, h, w] = logits.dims();
             let pt: Vec<f32> = probs(logits).into_data().iter::<f32>().collect();
-            // what the region growth relates a pixel to: the shared pivots, or (host features
-            // kept) each image's own
-            let own_pivots = self.p.region_expansion && self.p.grow_pivots == GrowPivots::Image;
-            let rel: Vec<f32> = if self.p.region_expansion && !own_pivots {
-                probs(pivots.relation(feats.clone(), self.p.relation_temperature)).into_data().iter::<f32>().collect()
-            } else {
-                vec![]
-            };
+            // what the region growth (None: none) relates a pixel to: the shared pivots, whose
+            // relation maps it reads, or each image's own, made from the features on the host
+            let growth = self.p.region_expansion.then_some(self.p.grow_pivots);
             let channels = feats.dims()[1];
-            let host_feats: Vec<f32> =
-                if own_pivots { feats.clone().into_data().iter::<f32>().collect() } else { vec![] };
+            let to_host = |t: Tensor<4>| t.into_data().iter::<f32>().collect::<Vec<f32>>();
+            let (rel, host_feats) = match growth {
+                Some(GrowPivots::Source) => {
+                    (to_host(probs(pivots.relation(feats.clone(), self.p.relation_temperature))), vec![])
+                }
+                Some(GrowPivots::Image) => (vec![], to_host(feats.clone())),
+                None => (vec![], vec![]),
+            };
             let head: Option<Vec<f32>> =
                 self.p.image_head.then(|| sigmoid(image_logits(&head, feats)).into_data().iter::<f32>().collect());
             let per = NUM_CLASSES * h * w;
@@ -353,18 +354,23 @@ impl Method for Pit {
                     let by_head: Option<Vec<bool>> = hp.map(|v| v.iter().map(|&p| p >= 0.5).collect());
                     self.audit.as_mut().expect("checked").add_image(contains, &present, by_head.as_deref());
                 }
-                let grow = self.p.region_expansion.then_some(self.p.grow_threshold as f32);
+                let grow = Some(self.p.grow_threshold as f32);
                 let seeds = match &over_target {
                     Some(t) => t.clone(),
                     None => seed_thresholds(best, NUM_CLASSES, confident, portion),
                 };
-                let l = if own_pivots {
-                    let seeded = expand_regions(best, &[], &present, w, &seeds, None);
-                    let f_i = &host_feats[i * channels * h * w..(i + 1) * channels * h * w];
-                    let r_i = image_relation(f_i, channels, &seeded, NUM_CLASSES, self.p.relation_temperature as f32);
-                    expand_regions(best, &r_i, &present, w, &seeds, grow)
-                } else {
-                    expand_regions(best, rel.get(i * per..(i + 1) * per).unwrap_or(&[]), &present, w, &seeds, grow)
+                let l = match growth {
+                    None => expand_regions(best, &[], &present, w, &seeds, None),
+                    Some(GrowPivots::Source) => {
+                        expand_regions(best, &rel[i * per..(i + 1) * per], &present, w, &seeds, grow)
+                    }
+                    Some(GrowPivots::Image) => {
+                        let seeded = expand_regions(best, &[], &present, w, &seeds, None);
+                        let f_i = &host_feats[i * channels * h * w..(i + 1) * channels * h * w];
+                        let r_i =
+                            image_relation(f_i, channels, &seeded, NUM_CLASSES, self.p.relation_temperature as f32);
+                        expand_regions(best, &r_i, &present, w, &seeds, grow)
+                    }
                 };
                 kept += l.iter().filter(|&&v| v != IGNORE).count();
                 labels.extend(l.into_iter().map(|v| v as i64));
